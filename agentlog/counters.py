@@ -1,0 +1,35 @@
+"""Process counters: every write, fallback, spool and drop is counted here."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+COUNTERS: tuple[str, ...] = ("logged", "enqueued", "fallbacks", "spooled", "dropped", "errors")
+
+_lock = threading.Lock()
+_counts: Counter[str] = Counter()
+
+
+def incr(name: str, amount: int = 1) -> None:
+    with _lock:
+        _counts[name] += amount
+
+
+def stats() -> dict[str, int]:
+    """Counters since the process started (or the last ``reset``).
+
+    ``logged`` rows written by this process, ``enqueued`` executions handed to
+    Redis, ``fallbacks`` batches written synchronously because the queue
+    failed, ``spooled`` executions written to the disk spool, ``dropped``
+    executions lost for good, ``errors`` failures logged (each with its reason).
+    """
+    with _lock:
+        return {name: _counts[name] for name in COUNTERS} | {
+            name: count for name, count in _counts.items() if name not in COUNTERS
+        }
+
+
+def reset() -> None:
+    with _lock:
+        _counts.clear()

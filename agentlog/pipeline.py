@@ -1,0 +1,210 @@
+"""Async mode: a bounded in-process buffer and the flusher thread that empties it.
+
+The caller's thread only appends to a deque (no I/O, no serialization, no
+lock held across I/O). The flusher takes batches, redacts and serializes
+them, and hands them on: to rq when ``redis_url`` is set, else straight to
+the database. The failure chain is queue -> sync insert -> spool -> counted loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from agentlog import counters, writer
+from agentlog.clock import deadline_clock
+from agentlog.config import Config
+from agentlog.execution import Execution
+from agentlog.serialize import Wire, to_wire
+from agentlog.transport import CircuitBreaker, RqTransport
+
+logger = logging.getLogger("agentlog")
+
+# Batches handed to Redis in one pipeline round trip.
+BATCHES_PER_ROUND = 16
+
+FallbackListener = Callable[[str, int], None]
+EnqueueListener = Callable[[list[Any]], None]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        transport: RqTransport | None = None,
+        eager: bool = False,
+        on_fallback: list[FallbackListener] | None = None,
+        on_enqueued: list[EnqueueListener] | None = None,
+    ) -> None:
+        self.config = config
+        self.transport = transport
+        # Eager: hand each record on from the caller's thread, through the same
+        # code as the flusher. For tests that must see a job the moment track() returns.
+        self.eager = eager
+        self.breaker = CircuitBreaker(config.breaker_cooldown)
+        self.pid = os.getpid()
+        self._buffer: deque[Execution] = deque()
+        self._wakeup = threading.Event()
+        self._idle = threading.Condition()
+        self._in_flight = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._on_fallback = on_fallback if on_fallback is not None else []
+        self._on_enqueued = on_enqueued if on_enqueued is not None else []
+
+    # -- caller's thread -------------------------------------------------
+
+    def put(self, execution: Execution) -> None:
+        """Queue one record. Never blocks; a full buffer spills to the spool."""
+        if self.eager:
+            self._hand_on([[execution]])
+            return
+        if len(self._buffer) >= self.config.buffer_size:
+            self._spill(execution)
+            return
+        self._buffer.append(execution)
+        if len(self._buffer) >= self.config.batch_size:
+            self._wakeup.set()
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._start_thread()
+
+    def _spill(self, execution: Execution) -> None:
+        reason = f"buffer full ({self.config.buffer_size} executions, buffer_size)"
+        writer.spool([to_wire(execution, self.config)], self.config, reason)
+
+    def _start_thread(self) -> None:
+        with self._thread_lock:
+            thread = self._thread
+            if thread is not None and thread.is_alive():
+                return
+            if thread is not None:
+                counters.incr("errors")
+                logger.error("agentlog: the flusher thread had died; started a new one")
+            if self._stopping:
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="agentlog-flusher", daemon=True
+            )
+            self._thread.start()
+
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record put so far was handed on; False on timeout."""
+        if self._buffer and (self._thread is None or not self._thread.is_alive()):
+            self._start_thread()
+        deadline = None if timeout is None else deadline_clock() + timeout
+        self._wakeup.set()
+        with self._idle:
+            while self._buffer or self._in_flight:
+                if self._thread is None or not self._thread.is_alive():
+                    return False  # stopped: nobody will empty the buffer
+                remaining = None if deadline is None else deadline - deadline_clock()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._wakeup.set()
+                self._idle.wait(0.05 if remaining is None else min(remaining, 0.05))
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush, then stop the thread. Records still buffered after ``timeout`` are spooled."""
+        done = self.flush(timeout)
+        self._stopping = True
+        self._wakeup.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(0.5 if timeout is None else max(0.0, min(timeout, 0.5)))
+        leftover = []
+        while self._buffer:
+            try:
+                leftover.append(self._buffer.popleft())
+            except IndexError:
+                break
+        if leftover:
+            reason = "shutdown timed out before the buffer drained"
+            writer.spool([to_wire(e, self.config) for e in leftover], self.config, reason)
+        return done and not leftover
+
+    # -- flusher thread --------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping:
+            try:
+                self._wakeup.wait(self.config.flush_interval)
+                self._wakeup.clear()
+                self._drain()
+            except BaseException as exc:  # the thread must outlive any bug
+                counters.incr("errors")
+                logger.exception("agentlog: flusher error, continuing: %s", writer.describe(exc))
+                with self._idle:
+                    self._in_flight = False
+                    self._idle.notify_all()
+
+    def _take_batches(self) -> list[list[Execution]]:
+        batches: list[list[Execution]] = []
+        size = self.config.batch_size
+        while self._buffer and len(batches) < BATCHES_PER_ROUND:
+            batch: list[Execution] = []
+            try:
+                while len(batch) < size:
+                    batch.append(self._buffer.popleft())
+            except IndexError:
+                pass
+            if batch:
+                batches.append(batch)
+        return batches
+
+    def _drain(self) -> None:
+        while True:
+            with self._idle:
+                self._in_flight = True
+            try:
+                batches = self._take_batches()
+                if batches:
+                    self._hand_on(batches)
+            finally:
+                with self._idle:
+                    self._in_flight = False
+                    self._idle.notify_all()
+            if not batches:
+                return
+
+    def _hand_on(self, batches: list[list[Execution]]) -> None:
+        wire_batches = [[to_wire(execution, self.config) for execution in b] for b in batches]
+        if self.transport is None:
+            for wires in wire_batches:
+                writer.store(wires, self.config)
+            return
+        if self.breaker.allow():
+            try:
+                jobs = self.transport.enqueue(wire_batches)
+            except Exception as exc:
+                reason = writer.describe(exc)
+                self.breaker.failure(reason)
+            else:
+                self.breaker.success()
+                counters.incr("enqueued", sum(map(len, wire_batches)))
+                for listener in self._on_enqueued:
+                    listener(jobs)
+                return
+        else:
+            reason = f"circuit open since the queue failed ({self.breaker.last_reason})"
+        for wires in wire_batches:
+            self._fall_back(wires, reason)
+
+    def _fall_back(self, wires: list[Wire], reason: str) -> None:
+        counters.incr("fallbacks")
+        logger.warning(
+            "agentlog: falling back to sync: %s (%d executions)", reason, len(wires)
+        )
+        for listener in self._on_fallback:
+            listener(reason, len(wires))
+        writer.store(wires, self.config)

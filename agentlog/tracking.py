@@ -1,0 +1,220 @@
+"""``track()``, ``@agent`` and ``log()``: where records are made."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from agentlog import counters, runtime
+from agentlog.clock import duration_clock, utcnow
+from agentlog.execution import FIELD_NAMES, Execution
+
+logger = logging.getLogger("agentlog")
+
+_current: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
+    "agentlog_current_execution", default=None
+)
+_MANAGED = frozenset({"id", "agent", "status", "started_at", "completed_at", "duration_ms"})
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_execution() -> Execution | None:
+    """The execution being tracked in this context (thread or asyncio task), if any."""
+    return _current.get()
+
+
+def _split_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Known Execution fields, and the rest (kept in metadata rather than failing the call)."""
+    known = {k: v for k, v in fields.items() if k in FIELD_NAMES and k not in _MANAGED}
+    extra = {k: v for k, v in fields.items() if k not in known}
+    return known, extra
+
+
+class track:  # noqa: N801 - used like a function: ``with agentlog.track("agent"):``
+    """Record one agent call: ``with track("support-bot", model="gpt-4o") as run:``.
+
+    Works with ``with`` and ``async with``. On exit it sets the status, the
+    timing and the error, then logs the record. The caller's exception is
+    re-raised untouched; an error of agentlog's own never reaches the caller.
+    """
+
+    __slots__ = ("_execution", "_start", "_token")
+
+    def __init__(self, agent: str, *, model: str | None = None, **fields: Any) -> None:
+        self._token: contextvars.Token[Execution | None] | None = None
+        self._start = 0.0
+        known, extra = _split_fields(fields)
+        if extra:
+            logger.warning(
+                "agentlog: track() got unknown field(s) %s; kept in metadata",
+                ", ".join(sorted(extra)),
+            )
+            metadata = dict(known.get("metadata") or {})
+            metadata.update(extra)
+            known["metadata"] = metadata
+        self._execution = Execution(agent=agent, model=model, **known)
+
+    @property
+    def execution(self) -> Execution:
+        return self._execution
+
+    def __enter__(self) -> Execution:
+        execution = self._execution
+        try:
+            parent = _current.get()
+            if parent is not None:
+                if execution.parent_id is None:
+                    execution.parent_id = parent.id
+                if execution.trace_id is None:
+                    execution.trace_id = parent.trace_id
+            if execution.trace_id is None:
+                execution.trace_id = str(execution.id)
+            execution.started_at = utcnow()
+            self._token = _current.set(execution)
+        except Exception as exc:  # pragma: no cover - defensive: never break the caller
+            counters.incr("errors")
+            logger.error("agentlog: track() could not start: %r", exc)
+        self._start = duration_clock()
+        return execution
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._finish(exc)
+        except Exception as error:  # never let agentlog's own error replace the caller's
+            counters.incr("errors")
+            logger.error("agentlog: could not record %s: %r", self._execution.agent, error)
+
+    async def __aenter__(self) -> Execution:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        execution = self._execution
+        execution.duration_ms = (duration_clock() - self._start) * 1000.0
+        execution.completed_at = utcnow()
+        if self._token is not None:
+            try:
+                _current.reset(self._token)
+            except ValueError:
+                # Exited in another context than it was entered (e.g. a generator
+                # resumed elsewhere); the other context keeps its own value.
+                pass
+            self._token = None
+        if exc is not None:
+            execution.status = "timeout" if isinstance(exc, _TIMEOUTS) else "error"
+            execution.error_class = _qualified_name(type(exc))
+            execution.error_message = str(exc) or None
+        elif execution.status == "running":
+            execution.status = "success"
+        if execution.total_tokens is None and (
+            execution.input_tokens is not None or execution.output_tokens is not None
+        ):
+            execution.total_tokens = (execution.input_tokens or 0) + (execution.output_tokens or 0)
+        runtime.submit(execution)
+
+
+def _qualified_name(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _bind_arguments(signature: inspect.Signature | None, args: Any, kwargs: Any) -> Any:
+    if signature is None:
+        return {"args": list(args), "kwargs": dict(kwargs)}
+    try:
+        bound = signature.bind_partial(*args, **kwargs)
+    except TypeError:
+        return {"args": list(args), "kwargs": dict(kwargs)}
+    arguments = dict(bound.arguments)
+    for name in ("self", "cls"):
+        arguments.pop(name, None)
+    return arguments
+
+
+@overload
+def agent(name: F, /) -> F: ...
+@overload
+def agent(
+    name: str | None = None, *, model: str | None = None, **fields: Any
+) -> Callable[[F], F]: ...
+def agent(name: Any = None, *, model: str | None = None, **fields: Any) -> Any:
+    """Decorate a ``def`` or ``async def``: each call is tracked, its arguments
+    recorded as ``parameters`` and its return value as ``response``.
+
+    ``@agentlog.agent`` and ``@agentlog.agent("name", model="...")`` both work.
+    """
+    if callable(name):
+        return agent()(name)
+
+    def decorate(func: F) -> F:
+        agent_name = name or func.__qualname__
+        try:
+            signature: inspect.Signature | None = inspect.signature(func)
+        except (TypeError, ValueError):
+            signature = None
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                tracker = track(agent_name, model=model, **fields)
+                tracker.execution.parameters = _bind_arguments(signature, args, kwargs)
+                async with tracker as execution:
+                    result = await func(*args, **kwargs)
+                    execution.response = result
+                    return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            tracker = track(agent_name, model=model, **fields)
+            tracker.execution.parameters = _bind_arguments(signature, args, kwargs)
+            with tracker as execution:
+                result = func(*args, **kwargs)
+                execution.response = result
+                return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def log(execution: Execution | dict[str, Any]) -> Execution:
+    """Log a finished ``Execution`` (or a dict of its fields). Returns the record.
+
+    A dict with unknown fields or no ``agent`` raises ``TypeError`` naming them
+    (a programming error, caught at once in tests); storage errors never raise.
+    """
+    if isinstance(execution, dict):
+        record = Execution.from_dict(execution)
+    elif isinstance(execution, Execution):
+        record = execution
+    else:
+        raise TypeError(
+            f"agentlog.log() expects an Execution or a dict, got {type(execution).__name__}"
+        )
+    if record.status == "running":
+        record.status = "error" if record.error_class else "success"
+    runtime.submit(record)
+    return record

@@ -1,0 +1,96 @@
+"""The end of every path: database, else spool, else a counted, logged loss."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from agentlog import counters
+from agentlog.clock import deadline_clock
+from agentlog.config import Config
+from agentlog.redaction import Redaction
+from agentlog.serialize import Wire
+from agentlog.spool import get_spool
+from agentlog.store import get_store
+
+logger = logging.getLogger("agentlog")
+
+_REASON_REDACTION = Redaction(max_value_length=300)
+# How often a healthy writer looks for spool files left by earlier failures.
+REPLAY_CHECK_INTERVAL = 30.0
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for logs and fallbacks, with any credential in it redacted."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return _REASON_REDACTION.text(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def spool(records: Sequence[Wire], config: Config, reason: str) -> None:
+    """Keep ``records`` on disk for replay; count and log a loss if even that fails."""
+    try:
+        path = get_spool(config.spool_dir, config.spool_max_bytes).write(records)
+    except Exception as exc:
+        counters.incr("dropped", len(records))
+        counters.incr("errors")
+        logger.error(
+            "agentlog: lost %d executions: %s, and the spool failed too (%s)",
+            len(records),
+            reason,
+            describe(exc),
+        )
+        return
+    counters.incr("spooled", len(records))
+    logger.warning("agentlog: spooled %d executions to %s: %s", len(records), path, reason)
+    _replay_state.pending = True
+
+
+def store(records: Sequence[Wire], config: Config) -> bool:
+    """Insert into the database, spooling on failure. Never raises. True when stored."""
+    try:
+        inserted = get_store(config.database_url).insert_many(records)
+    except Exception as exc:
+        counters.incr("errors")
+        reason = f"database write failed ({describe(exc)})"
+        logger.warning("agentlog: %s", reason)
+        spool(records, config, reason)
+        return False
+    counters.incr("logged", inserted)
+    maybe_replay(config)
+    return True
+
+
+class _ReplayState:
+    pending = True  # look once at start: a previous run may have left files
+    last_check = float("-inf")
+    running = False
+
+
+_replay_state = _ReplayState()
+
+
+def reset_replay_state() -> None:
+    global _replay_state
+    _replay_state = _ReplayState()
+
+
+def maybe_replay(config: Config) -> None:
+    """Replay the spool after a successful write, when there may be something in it."""
+    now = deadline_clock()
+    state = _replay_state
+    if state.running or not (state.pending or now - state.last_check > REPLAY_CHECK_INTERVAL):
+        return
+    state.running, state.pending, state.last_check = True, False, now
+    try:
+        spool_ = get_spool(config.spool_dir, config.spool_max_bytes)
+        if spool_.files():
+            report = spool_.replay(get_store(config.database_url).insert_many)
+            counters.incr("logged", report.inserted)
+            if report.failed:
+                state.pending = True
+    except Exception as exc:
+        state.pending = True
+        counters.incr("errors")
+        logger.warning("agentlog: spool replay failed: %s", describe(exc))
+    finally:
+        state.running = False
