@@ -69,7 +69,8 @@ class Pipeline:
             self._spill(execution)
             return
         self._buffer.append(execution)
-        if len(self._buffer) >= self.config.batch_size:
+        # Setting an Event takes a lock; set it once per batch, not once per record.
+        if len(self._buffer) >= self.config.batch_size and not self._wakeup.is_set():
             self._wakeup.set()
         thread = self._thread
         if thread is None or not thread.is_alive():

@@ -109,6 +109,7 @@ def to_wire(execution: Execution, config: Config) -> Wire:
     for name in ("model", "provider", "finish_reason", "error_class", "trace_id", "request_id",
                  "tenant_id"):
         wire[name] = _short_text(name, getattr(execution, name), config)
+    wire["trace_id"] = wire["trace_id"] or wire["id"]
     for name in TIME_FIELDS:
         value = getattr(execution, name)
         wire[name] = _utc(value).isoformat() if isinstance(value, datetime) else None

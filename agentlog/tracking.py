@@ -51,6 +51,9 @@ class track:  # noqa: N801 - used like a function: ``with agentlog.track("agent"
     def __init__(self, agent: str, *, model: str | None = None, **fields: Any) -> None:
         self._token: contextvars.Token[Execution | None] | None = None
         self._start = 0.0
+        if not fields:
+            self._execution = Execution(agent=agent, model=model)
+            return
         known, extra = _split_fields(fields)
         if extra:
             logger.warning(
@@ -74,9 +77,8 @@ class track:  # noqa: N801 - used like a function: ``with agentlog.track("agent"
                 if execution.parent_id is None:
                     execution.parent_id = parent.id
                 if execution.trace_id is None:
-                    execution.trace_id = parent.trace_id
-            if execution.trace_id is None:
-                execution.trace_id = str(execution.id)
+                    # A root's trace id is its own id (filled in when serialized).
+                    execution.trace_id = parent.trace_id or str(parent.id)
             execution.started_at = utcnow()
             self._token = _current.set(execution)
         except Exception as exc:  # pragma: no cover - defensive: never break the caller

@@ -43,7 +43,9 @@ class RqTransport:
         self.connection = connection
         self.queue = make_queue(config, connection)
         retries = config.retry.attempts - 1
-        self._retry = RqRetry(max=retries, interval=config.retry.wait) if retries else None
+        # rq schedules retries in whole seconds (a wait above 0 needs a worker with a scheduler).
+        interval = round(config.retry.wait)
+        self._retry = RqRetry(max=retries, interval=interval) if retries else None
 
     def enqueue(self, batches: Sequence[list[Wire]]) -> list[Any]:
         """Enqueue all ``batches`` in one pipeline; raises on any Redis error."""
