@@ -128,11 +128,15 @@ class track:  # noqa: N801 - used like a function: ``with agentlog.track("agent"
             execution.error_message = str(exc) or None
         elif execution.status == "running":
             execution.status = "success"
-        if execution.total_tokens is None and (
-            execution.input_tokens is not None or execution.output_tokens is not None
-        ):
-            execution.total_tokens = (execution.input_tokens or 0) + (execution.output_tokens or 0)
-        runtime.submit(execution)
+        runtime.submit(_with_total(execution))
+
+
+def _with_total(execution: Execution) -> Execution:
+    tokens = (execution.input_tokens, execution.output_tokens)
+    if execution.total_tokens is None and all(isinstance(t, int | None) for t in tokens):
+        if tokens != (None, None):
+            execution.total_tokens = (tokens[0] or 0) + (tokens[1] or 0)
+    return execution
 
 
 def _qualified_name(cls: type) -> str:
