@@ -195,6 +195,8 @@ class Pipeline:
                 counters.incr("enqueued", sum(map(len, wire_batches)))
                 for listener in self._on_enqueued:
                     listener(jobs)
+                # Spooled records go straight to the database once it answers again.
+                writer.maybe_replay(self.config)
                 return
         else:
             reason = f"circuit open since the queue failed ({self.breaker.last_reason})"
