@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from agentlog import jobs
 from agentlog.config import Config, Retry, configure, get_config
+from agentlog.counters import stats
 from agentlog.execution import Execution
 from agentlog.redaction import Redaction
 from agentlog.runtime import flush, shutdown
-from agentlog.counters import stats
 from agentlog.store import get_store
 from agentlog.tracking import agent, current_execution, log, track
 

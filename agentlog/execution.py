@@ -88,7 +88,7 @@ class Execution:
         output_tokens: int | None = None,
         cached_tokens: int | None = None,
     ) -> Execution:
-        """Record token usage (adds to what was recorded before; several LLM calls per run add up)."""
+        """Record token usage; several LLM calls in one run add up."""
         if input_tokens is not None:
             self.input_tokens = (self.input_tokens or 0) + input_tokens
         if output_tokens is not None:

@@ -90,9 +90,7 @@ class Pipeline:
                 logger.error("agentlog: the flusher thread had died; started a new one")
             if self._stopping:
                 return
-            self._thread = threading.Thread(
-                target=self._run, name="agentlog-flusher", daemon=True
-            )
+            self._thread = threading.Thread(target=self._run, name="agentlog-flusher", daemon=True)
             self._thread.start()
 
     def pending(self) -> int:
@@ -205,9 +203,7 @@ class Pipeline:
 
     def _fall_back(self, wires: list[Wire], reason: str) -> None:
         counters.incr("fallbacks")
-        logger.warning(
-            "agentlog: falling back to sync: %s (%d executions)", reason, len(wires)
-        )
+        logger.warning("agentlog: falling back to sync: %s (%d executions)", reason, len(wires))
         for listener in self._on_fallback:
             listener(reason, len(wires))
         writer.store(wires, self.config)

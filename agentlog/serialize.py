@@ -32,7 +32,7 @@ TIME_FIELDS = ("started_at", "completed_at")
 UUID_FIELDS = ("id", "parent_id")
 # Bounded text columns: longer values are cut to fit instead of failing the insert.
 STRING_LIMITS: dict[str, int] = {
-    column.name: column.type.length
+    column.name: column.type.length  # type: ignore[attr-defined]
     for column in table.columns
     if getattr(column.type, "length", None) is not None
 }
@@ -106,8 +106,15 @@ def to_wire(execution: Execution, config: Config) -> Wire:
         "agent": _short_text("agent", execution.agent, config) or "unknown",
         "status": _short_text("status", execution.status, config) or "success",
     }
-    for name in ("model", "provider", "finish_reason", "error_class", "trace_id", "request_id",
-                 "tenant_id"):
+    for name in (
+        "model",
+        "provider",
+        "finish_reason",
+        "error_class",
+        "trace_id",
+        "request_id",
+        "tenant_id",
+    ):
         wire[name] = _short_text(name, getattr(execution, name), config)
     wire["trace_id"] = wire["trace_id"] or wire["id"]
     for name in TIME_FIELDS:
@@ -129,7 +136,10 @@ def to_wire(execution: Execution, config: Config) -> Wire:
         and (wire["input_tokens"] or wire["output_tokens"])
     ):
         costs = compute_costs(
-            wire["model"], wire["provider"], wire["input_tokens"], wire["output_tokens"],
+            wire["model"],
+            wire["provider"],
+            wire["input_tokens"],
+            wire["output_tokens"],
             wire["cached_tokens"],
         )
         if costs is not None:

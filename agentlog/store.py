@@ -1,4 +1,4 @@
-"""The one writer: every path (sync, fallback, rq job, spool replay) ends in ``Store.insert_many``."""
+"""The one writer: sync, fallback, rq job and spool replay all end in ``Store.insert_many``."""
 
 from __future__ import annotations
 
@@ -108,7 +108,9 @@ class Store:
         if not rows:
             return 0
         insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        statement = insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+        statement = (
+            insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+        )
         inserted = 0
         if self._lock:
             self._lock.acquire()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -38,7 +39,7 @@ def _split_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return known, extra
 
 
-class track:  # noqa: N801 - used like a function: ``with agentlog.track("agent"):``
+class track:
     """Record one agent call: ``with track("support-bot", model="gpt-4o") as run:``.
 
     Works with ``with`` and ``async with``. On exit it sets the status, the
@@ -115,12 +116,10 @@ class track:  # noqa: N801 - used like a function: ``with agentlog.track("agent"
         execution.duration_ms = (duration_clock() - self._start) * 1000.0
         execution.completed_at = utcnow()
         if self._token is not None:
-            try:
+            # Exited in another context than it was entered (e.g. a generator
+            # resumed elsewhere): the other context keeps its own value.
+            with contextlib.suppress(ValueError):
                 _current.reset(self._token)
-            except ValueError:
-                # Exited in another context than it was entered (e.g. a generator
-                # resumed elsewhere); the other context keeps its own value.
-                pass
             self._token = None
         if exc is not None:
             execution.status = "timeout" if isinstance(exc, _TIMEOUTS) else "error"
@@ -133,9 +132,9 @@ class track:  # noqa: N801 - used like a function: ``with agentlog.track("agent"
 
 def _with_total(execution: Execution) -> Execution:
     tokens = (execution.input_tokens, execution.output_tokens)
-    if execution.total_tokens is None and all(isinstance(t, int | None) for t in tokens):
-        if tokens != (None, None):
-            execution.total_tokens = (tokens[0] or 0) + (tokens[1] or 0)
+    known = all(isinstance(t, int | None) for t in tokens) and tokens != (None, None)
+    if execution.total_tokens is None and known:
+        execution.total_tokens = (tokens[0] or 0) + (tokens[1] or 0)
     return execution
 
 

@@ -62,7 +62,9 @@ def postgres_url(postgres_server: PostgresServer) -> str:
 @pytest.fixture
 def empty_postgres_url(postgres_server: PostgresServer) -> str:
     """A PostgreSQL database without agentlog's schema (to test migrate and its absence)."""
-    return postgres_server.create_database(f"agentlog_empty_{os.getpid()}_{next(_database_numbers)}")
+    return postgres_server.create_database(
+        f"agentlog_empty_{os.getpid()}_{next(_database_numbers)}"
+    )
 
 
 @pytest.fixture

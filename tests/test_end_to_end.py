@@ -34,9 +34,20 @@ def worker_env(database_url: str) -> dict[str, str]:
 def run_burst_worker(redis_url: str, database_url: str) -> None:
     """A real rq worker process, as `rq worker` runs it in production."""
     subprocess.run(
-        [RQ, "worker", "--burst", "--url", redis_url, "--serializer",
-         "agentlog.jobs.JSONSerializer", "llm_logging"],
-        env=worker_env(database_url), check=True, capture_output=True, timeout=120,
+        [
+            RQ,
+            "worker",
+            "--burst",
+            "--url",
+            redis_url,
+            "--serializer",
+            "agentlog.jobs.JSONSerializer",
+            "llm_logging",
+        ],
+        env=worker_env(database_url),
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
 
 
@@ -48,7 +59,9 @@ def row_ids(database_url: str) -> list[str]:
     return ids
 
 
-def test_four_threads_by_250_calls_make_exactly_1000_rows(redis_url: str, postgres_url: str) -> None:
+def test_four_threads_by_250_calls_make_exactly_1000_rows(
+    redis_url: str, postgres_url: str
+) -> None:
     agentlog.configure(mode="async", database_url=postgres_url, redis_url=redis_url, batch_size=50)
     expected: set[str] = set()
     lock = threading.Lock()
@@ -91,7 +104,9 @@ def test_redis_and_database_down_spooled_then_replayed_by_the_cli(
 ) -> None:
     spool_dir = tmp_path / "spool"
     dead_db = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x"
-    agentlog.configure(mode="async", database_url=dead_db, redis_url=dead_redis_url, spool_dir=spool_dir)
+    agentlog.configure(
+        mode="async", database_url=dead_db, redis_url=dead_redis_url, spool_dir=spool_dir
+    )
     ids = set()
     for _ in range(120):
         with agentlog.track("bot") as run:
@@ -131,7 +146,10 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(
     # One attempt: the abandoned job goes to the FailedJobRegistry (with attempts
     # left, rq would retry it by itself) and an operator requeues it.
     agentlog.configure(
-        mode="async", database_url=postgres_url, redis_url=redis_url, batch_size=100,
+        mode="async",
+        database_url=postgres_url,
+        redis_url=redis_url,
+        batch_size=100,
         retry=agentlog.Retry(attempts=1),
     )
     ids = set()
@@ -148,8 +166,11 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(
     script = tmp_path / "worker.py"
     script.write_text(WORKER_SCRIPT)
     worker = subprocess.Popen(
-        [sys.executable, str(script), redis_url], env=worker_env(postgres_url),
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, str(script), redis_url],
+        env=worker_env(postgres_url),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     connection = redis.Redis.from_url(redis_url)
     queue = Queue("llm_logging", connection=connection, serializer=JSONSerializer)

@@ -55,9 +55,7 @@ def test_async_local_writes_from_the_flusher_thread(
 
 
 def test_batches_go_to_rq_as_json_without_secrets(redis_url: str, postgres_url: str) -> None:
-    agentlog.configure(
-        mode="async", database_url=postgres_url, redis_url=redis_url, batch_size=40
-    )
+    agentlog.configure(mode="async", database_url=postgres_url, redis_url=redis_url, batch_size=40)
     for i in range(100):
         with agentlog.track("bot", model="gpt-4o") as run:
             run.parameters = {"api_key": SECRET, "i": i}
@@ -85,7 +83,10 @@ def test_batches_go_to_rq_as_json_without_secrets(redis_url: str, postgres_url: 
 
 
 def test_redis_down_falls_back_to_sync_and_opens_the_circuit(
-    dead_redis_url: str, sqlite_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    dead_redis_url: str,
+    sqlite_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     attempts: list[int] = []
     original = RqTransport.enqueue
@@ -96,10 +97,13 @@ def test_redis_down_falls_back_to_sync_and_opens_the_circuit(
 
     monkeypatch.setattr(RqTransport, "enqueue", counting)
     agentlog.configure(
-        mode="async", database_url=sqlite_url, redis_url=dead_redis_url, batch_size=10,
+        mode="async",
+        database_url=sqlite_url,
+        redis_url=dead_redis_url,
+        batch_size=10,
         breaker_cooldown=60,
     )
-    for round_ in range(3):
+    for _round in range(3):
         for _ in range(10):
             with agentlog.track("bot"):
                 pass
@@ -112,9 +116,7 @@ def test_redis_down_falls_back_to_sync_and_opens_the_circuit(
     assert "circuit open" in caplog.text
 
 
-def test_circuit_probes_again_after_the_cooldown(
-    redis_url: str, sqlite_url: str
-) -> None:
+def test_circuit_probes_again_after_the_cooldown(redis_url: str, sqlite_url: str) -> None:
     agentlog.configure(
         mode="async", database_url=sqlite_url, redis_url=redis_url, breaker_cooldown=0.2
     )
@@ -157,9 +159,12 @@ def test_redis_and_database_down_spool_then_replay(
 
 
 def test_full_buffer_spills_to_the_spool(sqlite_url: str, tmp_path: Path) -> None:
-    gate = threading.Event()
     agentlog.configure(
-        mode="async", database_url=sqlite_url, buffer_size=5, batch_size=1000, flush_interval=60,
+        mode="async",
+        database_url=sqlite_url,
+        buffer_size=5,
+        batch_size=1000,
+        flush_interval=60,
         spool_dir=tmp_path / "spool",
     )
     pipeline = runtime.pipeline()
@@ -167,7 +172,6 @@ def test_full_buffer_spills_to_the_spool(sqlite_url: str, tmp_path: Path) -> Non
     for _ in range(8):
         with agentlog.track("bot"):
             pass
-    gate.set()
     assert agentlog.stats()["spooled"] == 3
     assert agentlog.flush(timeout=10)
     assert agentlog.stats()["logged"] >= 5
@@ -175,7 +179,9 @@ def test_full_buffer_spills_to_the_spool(sqlite_url: str, tmp_path: Path) -> Non
     assert len(agentlog.executions()) == 8
 
 
-def test_flusher_survives_errors(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_flusher_survives_errors(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     agentlog.configure(mode="async", database_url=sqlite_url, flush_interval=0.05)
     pipeline = runtime.pipeline()
     original = pipeline._take_batches
@@ -198,7 +204,9 @@ def test_flusher_survives_errors(sqlite_url: str, monkeypatch: pytest.MonkeyPatc
     assert [e.agent for e in agentlog.executions()] == ["second", "first"]
 
 
-def test_a_dead_flusher_thread_is_restarted(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_dead_flusher_thread_is_restarted(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     agentlog.configure(mode="async", database_url=sqlite_url, flush_interval=0.05)
     with agentlog.track("one"):
         pass
@@ -250,7 +258,10 @@ def test_shutdown_spools_what_it_could_not_hand_on(
 
     monkeypatch.setattr(Store, "insert_many", hanging)
     agentlog.configure(
-        mode="async", database_url=sqlite_url, flush_interval=0.01, batch_size=1,
+        mode="async",
+        database_url=sqlite_url,
+        flush_interval=0.01,
+        batch_size=1,
         spool_dir=tmp_path / "spool",
     )
     for _ in range(3):
@@ -269,7 +280,10 @@ def test_async_works_under_freezegun(sqlite_url: str) -> None:
             frozen.tick(1.5)
         assert agentlog.flush(timeout=5)
         [stored] = agentlog.executions()
-    assert stored.started_at is not None and stored.started_at.isoformat() == "2026-05-01T12:00:00+00:00"
+    assert (
+        stored.started_at is not None
+        and stored.started_at.isoformat() == "2026-05-01T12:00:00+00:00"
+    )
     assert stored.duration_ms == 1500.0
     assert agentlog.shutdown(timeout=5)
 
@@ -317,8 +331,11 @@ def test_caller_thread_never_does_io_even_with_redis_blackholed(
 
     monkeypatch.setattr(RqTransport, "enqueue", spy)
     agentlog.configure(
-        mode="async", database_url=sqlite_url, redis_url=f"redis://127.0.0.1:{port}/0",
-        redis_timeout=0.2, flush_interval=0.01,
+        mode="async",
+        database_url=sqlite_url,
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        redis_timeout=0.2,
+        flush_interval=0.01,
     )
     with caplog.at_level(logging.WARNING):
         for _ in range(20):

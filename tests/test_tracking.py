@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -11,9 +10,9 @@ import agentlog
 
 
 @pytest.fixture
-def sync_db(database_url: str) -> Iterator[str]:
+def sync_db(database_url: str) -> str:
     agentlog.configure(mode="sync", database_url=database_url)
-    yield database_url
+    return database_url
 
 
 def test_success_is_stored_with_timing(sync_db: str) -> None:
@@ -72,10 +71,12 @@ def test_async_with(sync_db: str) -> None:
 
 
 def test_nested_tracks_record_parent_and_trace(sync_db: str) -> None:
-    with agentlog.track("planner") as parent:
-        with agentlog.track("tool") as child:
-            with agentlog.track("subtool") as grandchild:
-                pass
+    with (
+        agentlog.track("planner") as parent,
+        agentlog.track("tool") as child,
+        agentlog.track("subtool") as grandchild,
+    ):
+        pass
     assert child.parent_id == parent.id
     assert grandchild.parent_id == child.id
     stored = {e.agent: e for e in agentlog.executions()}

@@ -54,14 +54,33 @@ class PostgresServer:
         )
 
     def start(self) -> PostgresServer:
-        self._run(_pg_bin("initdb"), "-D", str(self.datadir), "-U", self.user, "-A", "trust",
-                  "-E", "UTF8", "--no-sync")
+        self._run(
+            _pg_bin("initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            self.user,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.datadir), "-o", options, "-w",
-                  "-l", str(self.directory / "log"), "start")
+        self._run(
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(self.directory / "log"),
+            "start",
+        )
         return self
 
     def url(self, database: str = "postgres") -> str:
