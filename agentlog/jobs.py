@@ -47,3 +47,12 @@ def log_executions(batch: list[Wire]) -> int:
     counters.incr("logged", inserted)
     logger.debug("agentlog: job stored %d of %d executions", inserted, len(batch))
     return inserted
+
+
+def prepare_worker() -> None:
+    """Open the store and check its schema once, in the worker's main process.
+
+    A forking rq worker runs each job in a child that inherits this, instead
+    of opening a database and checking the schema again for every job.
+    """
+    get_store(get_config().database_url).prepare()

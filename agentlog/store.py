@@ -72,8 +72,20 @@ class Store:
         self._lock = threading.Lock() if _is_memory_sqlite(url) else None
         self._schema_checked = False
 
+    def reset_lock(self) -> None:
+        if self._lock is not None:
+            self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def prepare(self) -> None:
+        """Check (SQLite: create) the schema now rather than at the first write."""
+        if self._lock:
+            with self._lock:
+                self._ensure_schema()
+        else:
+            self._ensure_schema()
 
     def _ensure_schema(self) -> None:
         if self._schema_checked:
@@ -184,9 +196,12 @@ def _forget_stores_after_fork() -> None:
     # Another thread may have held the lock at the fork; the child has no such thread.
     _stores_lock = threading.Lock()
     for store in _stores.values():
-        # The parent's pooled connections belong to the parent: drop them unclosed.
+        # The parent's pooled connections belong to the parent: drop them unclosed,
+        # but keep the engine and what is known of the schema. A forking rq worker
+        # runs each job in a fresh child; re-checking the schema there per job
+        # cost more than the insert.
         store.engine.dispose(close=False)
-    _stores.clear()
+        store.reset_lock()
     _stores_pid = os.getpid()
 
 

@@ -7,6 +7,7 @@ Applications that manage their own migrations can instead add
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -27,6 +28,7 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return config
 
 
+@functools.lru_cache(maxsize=1)
 def head_revision() -> str:
     script = ScriptDirectory(str(HERE))
     head = script.get_current_head()
