@@ -167,6 +167,7 @@ class Store:
                 self._lock.release()
 
     def count(self) -> int:
+        self.prepare()
         with self.engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
 

@@ -127,6 +127,19 @@ def test_redis_and_database_down_spooled_then_replayed_by_the_cli(
     assert sorted(row_ids(postgres_url)) == sorted(ids)
 
 
+def children_of(parent: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                children.append(int(entry.name))
+    return children
+
+
 WORKER_SCRIPT = textwrap.dedent(
     """
     import sys
@@ -180,7 +193,12 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(
         time.sleep(0.05)
     [job_id] = started.get_job_ids()
     time.sleep(0.3)  # the work horse is now blocked inside the insert
-    os.killpg(worker.pid, signal.SIGKILL)
+    # Kill the worker and its work horse (rq puts the horse in its own process
+    # group), as if the machine died.
+    horses = children_of(worker.pid)
+    assert horses, "the worker should be running the job in a work horse"
+    for pid in [*horses, worker.pid]:
+        os.kill(pid, signal.SIGKILL)
     worker.wait(10)
     blocker.rollback()
     blocker.close()
