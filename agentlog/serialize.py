@@ -37,6 +37,8 @@ STRING_LIMITS: dict[str, int] = {
     if getattr(column.type, "length", None) is not None
 }
 INT32_MAX = 2**31 - 1
+# Plain str (SQLAlchemy's names are a str subclass, which orjson rejects as keys).
+ROW_COLUMNS: tuple[str, ...] = tuple(str(c.name) for c in table.columns if c.name != "logged_at")
 
 
 def dumps(value: Any) -> bytes:
@@ -181,8 +183,7 @@ def to_row(wire: Any) -> dict[str, Any]:
     unknown = set(wire) - FIELD_NAMES
     if unknown:
         raise BadRecord(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
-    row: dict[str, Any] = {column.name: wire.get(column.name) for column in table.columns}
-    del row["logged_at"]
+    row: dict[str, Any] = {name: wire.get(name) for name in ROW_COLUMNS}
     for name in UUID_FIELDS:
         value = row[name]
         if value is None:

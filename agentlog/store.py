@@ -8,8 +8,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
@@ -17,12 +17,31 @@ from sqlalchemy.pool import StaticPool
 from agentlog.execution import Execution
 from agentlog.schema import TABLE_NAME
 from agentlog.schema import executions as table
-from agentlog.serialize import BadRecord, Wire, row_to_execution, to_row
+from agentlog.serialize import ROW_COLUMNS, BadRecord, Wire, row_to_execution, to_row
 
 logger = logging.getLogger("agentlog")
 
 # Rows per INSERT statement; a batch larger than this still commits as one transaction.
 CHUNK_SIZE = 500
+
+
+_SQLITE_INSERT = (
+    sqlite_insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+)
+# PostgreSQL: the chunk travels as one JSON parameter. A multi-row VALUES list
+# has thousands of placeholders, which psycopg re-parses on every execution
+# (~300 µs a row); one jsonb argument costs a fraction of that.
+_PG_INSERT = text(
+    f"INSERT INTO {TABLE_NAME} ({', '.join(ROW_COLUMNS)}) "
+    f"SELECT {', '.join(ROW_COLUMNS)} "
+    f"FROM jsonb_populate_recordset(NULL::{TABLE_NAME}, CAST(:rows AS jsonb)) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+
+
+def _pg_json(rows: list[dict[str, Any]]) -> str:
+    # orjson writes UUIDs and aware datetimes as PostgreSQL reads them; Decimal as text.
+    return orjson.dumps(rows, default=str).decode()
 
 
 class SchemaMissing(RuntimeError):
@@ -119,10 +138,6 @@ class Store:
                 logger.error("agentlog: dropped a bad record (%s)", exc)
         if not rows:
             return 0
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        statement = (
-            insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
-        )
         inserted = 0
         if self._lock:
             self._lock.acquire()
@@ -130,7 +145,11 @@ class Store:
             self._ensure_schema()
             with self.engine.begin() as connection:
                 for start in range(0, len(rows), CHUNK_SIZE):
-                    result = connection.execute(statement, rows[start : start + CHUNK_SIZE])
+                    chunk = rows[start : start + CHUNK_SIZE]
+                    if self.dialect == "postgresql":
+                        result = connection.execute(_PG_INSERT, {"rows": _pg_json(chunk)})
+                    else:
+                        result = connection.execute(_SQLITE_INSERT, chunk)
                     inserted += len(result.all())
         finally:
             if self._lock:
