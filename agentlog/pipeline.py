@@ -57,24 +57,34 @@ class Pipeline:
         self._thread_lock = threading.Lock()
         self._on_fallback = on_fallback if on_fallback is not None else []
         self._on_enqueued = on_enqueued if on_enqueued is not None else []
+        self._buffer_size = config.buffer_size
+        self._batch_size = config.batch_size
+        if eager:
+            self.put = self._put_eager  # type: ignore[method-assign]
 
     # -- caller's thread -------------------------------------------------
 
     def put(self, execution: Execution) -> None:
         """Queue one record. Never blocks; a full buffer spills to the spool."""
-        if self.eager:
-            self._hand_on([[execution]])
-            return
-        if len(self._buffer) >= self.config.buffer_size:
+        buffer = self._buffer
+        size = len(buffer)
+        if size >= self._buffer_size:
             self._spill(execution)
             return
-        self._buffer.append(execution)
-        # Setting an Event takes a lock; set it once per batch, not once per record.
-        if len(self._buffer) >= self.config.batch_size and not self._wakeup.is_set():
-            self._wakeup.set()
-        thread = self._thread
-        if thread is None or not thread.is_alive():
+        buffer.append(execution)
+        # Once per batch, not per record: wake the flusher (setting an Event takes
+        # a lock) and make sure it is alive (restarted, and logged, if it died).
+        if size + 1 >= self._batch_size:
+            if not self._wakeup.is_set():
+                self._wakeup.set()
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                self._start_thread()
+        elif self._thread is None:
             self._start_thread()
+
+    def _put_eager(self, execution: Execution) -> None:
+        self._hand_on([[execution]])
 
     def _spill(self, execution: Execution) -> None:
         reason = f"buffer full ({self.config.buffer_size} executions, buffer_size)"

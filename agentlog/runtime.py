@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agentlog import writer
@@ -64,16 +65,28 @@ def pipeline(config: Config | None = None) -> Pipeline:
         return _pipeline
 
 
+# The current async pipeline's put, while the config and process stay the same:
+# the common case skips the config lookup on the caller's thread.
+_fast_put: Callable[[Execution], None] | None = None
+
+
 def submit(execution: Execution) -> None:
     """Hand a finished record on. Never raises."""
+    global _fast_put
     try:
         if execution.started_at is None:
             execution.started_at = execution.completed_at or utcnow()
+        put = _fast_put
+        if put is not None:
+            put(execution)
+            return
         config = get_config()
         if config.mode == "sync":
             writer.store([to_wire(execution, config)], config)
         else:
-            pipeline(config).put(execution)
+            current = pipeline(config)
+            _fast_put = current.put
+            current.put(execution)
     except Exception as exc:
         from agentlog import counters
 
@@ -90,7 +103,8 @@ def flush(timeout: float | None = None) -> bool:
 
 
 def shutdown(timeout: float | None = None) -> bool:
-    global _pipeline
+    global _pipeline, _fast_put
+    _fast_put = None
     with _lock:
         current, _pipeline = _pipeline, None
     if current is None or current.pid != os.getpid():
@@ -100,12 +114,15 @@ def shutdown(timeout: float | None = None) -> bool:
 
 def reset() -> None:
     """Drop the pipeline without flushing (tests, and the child after a fork)."""
-    global _pipeline, _lock
+    global _pipeline, _lock, _fast_put
     _pipeline = None
+    _fast_put = None
     _lock = threading.Lock()
 
 
 def _on_config_change(previous: Config | None, new: Config) -> None:
+    global _fast_put
+    _fast_put = None
     current = _pipeline
     if current is not None and current.config is not new:
         shutdown(RECONFIGURE_TIMEOUT)

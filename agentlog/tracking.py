@@ -22,6 +22,7 @@ _current: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
     "agentlog_current_execution", default=None
 )
 _MANAGED = frozenset({"id", "agent", "status", "started_at", "completed_at", "duration_ms"})
+_TRACKABLE = FIELD_NAMES - _MANAGED
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,8 +53,13 @@ class track:
     def __init__(self, agent: str, *, model: str | None = None, **fields: Any) -> None:
         self._token: contextvars.Token[Execution | None] | None = None
         self._start = 0.0
+        self._execution = execution = Execution.begin(agent, model)
         if not fields:
-            self._execution = Execution(agent=agent, model=model)
+            return
+        if fields.keys() <= _TRACKABLE:
+            execution.__dict__.update(fields)
+            if execution.metadata is None:
+                execution.metadata = {}
             return
         known, extra = _split_fields(fields)
         if extra:
@@ -64,7 +70,9 @@ class track:
             metadata = dict(known.get("metadata") or {})
             metadata.update(extra)
             known["metadata"] = metadata
-        self._execution = Execution(agent=agent, model=model, **known)
+        execution.__dict__.update(known)
+        if execution.metadata is None:
+            execution.metadata = {}
 
     @property
     def execution(self) -> Execution:
