@@ -107,6 +107,9 @@ class Execution:
             self.output_tokens = (self.output_tokens or 0) + output_tokens
         if cached_tokens is not None:
             self.cached_tokens = (self.cached_tokens or 0) + cached_tokens
+        # The stored row derives total_tokens when it is missing; keeping it
+        # current here lets the caller read it too, at no cost to track()'s exit.
+        self.total_tokens = (self.input_tokens or 0) + (self.output_tokens or 0)
         return self
 
     @classmethod

@@ -135,15 +135,7 @@ class track:
             execution.error_message = str(exc) or None
         elif execution.status == "running":
             execution.status = "success"
-        runtime.submit(_with_total(execution))
-
-
-def _with_total(execution: Execution) -> Execution:
-    tokens = (execution.input_tokens, execution.output_tokens)
-    known = all(isinstance(t, int | None) for t in tokens) and tokens != (None, None)
-    if execution.total_tokens is None and known:
-        execution.total_tokens = (tokens[0] or 0) + (tokens[1] or 0)
-    return execution
+        runtime.submit(execution)
 
 
 def _qualified_name(cls: type) -> str:
