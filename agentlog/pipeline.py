@@ -26,6 +26,8 @@ logger = logging.getLogger("agentlog")
 
 # Batches handed to Redis in one pipeline round trip.
 BATCHES_PER_ROUND = 16
+# Seconds between two "falling back to sync" warnings (the others go to DEBUG).
+FALLBACK_LOG_INTERVAL = 10.0
 
 FallbackListener = Callable[[str, int], None]
 EnqueueListener = Callable[[list[Any]], None]
@@ -57,6 +59,8 @@ class Pipeline:
         self._thread_lock = threading.Lock()
         self._on_fallback = on_fallback if on_fallback is not None else []
         self._on_enqueued = on_enqueued if on_enqueued is not None else []
+        self._fallback_logged_at = float("-inf")
+        self._fallbacks_unlogged = 0
         self._buffer_size = config.buffer_size
         self._batch_size = config.batch_size
         if eager:
@@ -213,7 +217,21 @@ class Pipeline:
 
     def _fall_back(self, wires: list[Wire], reason: str) -> None:
         counters.incr("fallbacks")
-        logger.warning("agentlog: falling back to sync: %s (%d executions)", reason, len(wires))
+        # During an outage every batch falls back: one warning per interval,
+        # with the count of the others, instead of hundreds of lines a second.
+        now = deadline_clock()
+        if now - self._fallback_logged_at >= FALLBACK_LOG_INTERVAL:
+            more = self._fallbacks_unlogged
+            logger.warning(
+                "agentlog: falling back to sync: %s (%d executions%s)",
+                reason,
+                len(wires),
+                f"; {more} more batches fell back since the last warning" if more else "",
+            )
+            self._fallback_logged_at, self._fallbacks_unlogged = now, 0
+        else:
+            self._fallbacks_unlogged += 1
+            logger.debug("agentlog: falling back to sync: %s (%d executions)", reason, len(wires))
         for listener in self._on_fallback:
             listener(reason, len(wires))
         writer.store(wires, self.config)

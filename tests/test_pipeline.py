@@ -96,6 +96,7 @@ def test_redis_down_falls_back_to_sync_and_opens_the_circuit(
         return original(self, batches)  # type: ignore[arg-type]
 
     monkeypatch.setattr(RqTransport, "enqueue", counting)
+    caplog.set_level(logging.DEBUG, logger="agentlog")
     agentlog.configure(
         mode="async",
         database_url=sqlite_url,
@@ -112,7 +113,9 @@ def test_redis_down_falls_back_to_sync_and_opens_the_circuit(
     assert len(attempts) == 1  # the circuit opened after the first failure
     stats = agentlog.stats()
     assert stats["fallbacks"] == 3 and stats["enqueued"] == 0 and stats["logged"] == 30
-    assert "falling back to sync: ConnectionError" in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1  # one warning per interval; the others at DEBUG
+    assert "falling back to sync: ConnectionError" in warnings[0]
     assert "circuit open" in caplog.text
 
 
