@@ -121,7 +121,9 @@ class track:
 
     def _finish(self, exc: BaseException | None) -> None:
         execution = self._execution
-        execution.duration_ms = (duration_clock() - self._start) * 1000.0
+        # Rounded to the microsecond: finer digits are clock noise (and under
+        # freezegun, float error: a 0.1 s tick would read 100.00000023 ms).
+        execution.duration_ms = round((duration_clock() - self._start) * 1000.0, 3)
         execution.completed_at = utcnow()
         if self._token is not None:
             # Exited in another context than it was entered (e.g. a generator

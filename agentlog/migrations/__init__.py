@@ -8,6 +8,7 @@ Applications that manage their own migrations can instead add
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -43,8 +44,13 @@ def current_revision(engine: Engine) -> str | None:
         return context.get_current_revision()
 
 
+# Alembic keeps its migration context in module globals: one upgrade at a time per process.
+_upgrade_lock = threading.Lock()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` (a no-op when it is there already)."""
-    if revision == "head" and current_revision(engine) == head_revision():
-        return
-    command.upgrade(alembic_config(engine), revision)
+    with _upgrade_lock:
+        if revision == "head" and current_revision(engine) == head_revision():
+            return
+        command.upgrade(alembic_config(engine), revision)
