@@ -180,6 +180,14 @@ def get_config() -> Config:
     return config
 
 
+def _new_lock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 def on_change(listener: Callable[[Config | None, Config], None]) -> None:
     """Call ``listener(previous, new)`` whenever the config is replaced."""
     _listeners.append(listener)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 
@@ -33,3 +34,12 @@ def stats() -> dict[str, int]:
 def reset() -> None:
     with _lock:
         _counts.clear()
+
+
+def _new_lock_after_fork() -> None:
+    # Another thread may have held the lock at the fork; the child has no such thread.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)

@@ -146,13 +146,14 @@ def reset_process_state(timeout: float = 2.0) -> None:
     """
     from agentlog import config as config_module
     from agentlog import counters
+    from agentlog.spool import forget_spools
     from agentlog.store import close_stores
 
     shutdown(timeout)
     with config_module._lock:
         config_module._current = None
     counters.reset()
-    writer.reset_replay_state()
+    forget_spools()
     close_stores()
     settings.redis_factory = connect_redis
     settings.eager = False

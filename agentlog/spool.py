@@ -48,6 +48,11 @@ class Spool:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._sequence = 0
+        # For the writer's automatic replay: look once at start (a previous run
+        # may have left files), again when this process spooled, and periodically.
+        self.replay_pending = True
+        self.replay_checked_at = float("-inf")
+        self.replay_turn = threading.Lock()
 
     def files(self) -> list[Path]:
         """Spool files waiting for replay, oldest first (claimed files included)."""
@@ -175,9 +180,18 @@ class Spool:
 _spools: dict[tuple[Path, int], Spool] = {}
 
 
+def forget_spools() -> None:
+    """Drop the cached spools and their replay state (test harnesses)."""
+    _spools.clear()
+
+
 def get_spool(directory: Path, max_bytes: int) -> Spool:
     key = (Path(directory), max_bytes)
     spool = _spools.get(key)
     if spool is None:
         spool = _spools[key] = Spool(Path(directory), max_bytes)
     return spool
+
+
+# A lock held by another thread at fork time would stay held in the child.
+os.register_at_fork(after_in_child=forget_spools)

@@ -28,8 +28,9 @@ def describe(exc: BaseException) -> str:
 
 def spool(records: Sequence[Wire], config: Config, reason: str) -> None:
     """Keep ``records`` on disk for replay; count and log a loss if even that fails."""
+    spool_ = get_spool(config.spool_dir, config.spool_max_bytes)
     try:
-        path = get_spool(config.spool_dir, config.spool_max_bytes).write(records)
+        path = spool_.write(records)
     except Exception as exc:
         counters.incr("dropped", len(records))
         counters.incr("errors")
@@ -42,7 +43,7 @@ def spool(records: Sequence[Wire], config: Config, reason: str) -> None:
         return
     counters.incr("spooled", len(records))
     logger.warning("agentlog: spooled %d executions to %s: %s", len(records), path, reason)
-    _replay_state.pending = True
+    spool_.replay_pending = True
 
 
 def store(records: Sequence[Wire], config: Config) -> bool:
@@ -60,37 +61,23 @@ def store(records: Sequence[Wire], config: Config) -> bool:
     return True
 
 
-class _ReplayState:
-    pending = True  # look once at start: a previous run may have left files
-    last_check = float("-inf")
-    running = False
-
-
-_replay_state = _ReplayState()
-
-
-def reset_replay_state() -> None:
-    global _replay_state
-    _replay_state = _ReplayState()
-
-
 def maybe_replay(config: Config) -> None:
     """Replay the spool after a successful write, when there may be something in it."""
+    spool_ = get_spool(config.spool_dir, config.spool_max_bytes)
     now = deadline_clock()
-    state = _replay_state
-    if state.running or not (state.pending or now - state.last_check > REPLAY_CHECK_INTERVAL):
+    due = spool_.replay_pending or now - spool_.replay_checked_at > REPLAY_CHECK_INTERVAL
+    if not due or not spool_.replay_turn.acquire(blocking=False):
         return
-    state.running, state.pending, state.last_check = True, False, now
+    spool_.replay_pending, spool_.replay_checked_at = False, now
     try:
-        spool_ = get_spool(config.spool_dir, config.spool_max_bytes)
         if spool_.files():
             report = spool_.replay(get_store(config.database_url).insert_many)
             counters.incr("logged", report.inserted)
             if report.failed:
-                state.pending = True
+                spool_.replay_pending = True
     except Exception as exc:
-        state.pending = True
+        spool_.replay_pending = True
         counters.incr("errors")
         logger.warning("agentlog: spool replay failed: %s", describe(exc))
     finally:
-        state.running = False
+        spool_.replay_turn.release()
