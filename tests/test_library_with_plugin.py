@@ -33,10 +33,15 @@ def test_tracked_call_is_stored(agentlog: Any, mode: str) -> None:
 
 @every_mode
 def test_errors_and_nesting(agentlog: Any, mode: str) -> None:
-    with pytest.raises(TimeoutError), agentlog_module.track("planner") as parent:
-        with agentlog_module.track("tool") as child:
-            pass
-        raise TimeoutError("llm too slow")
+    def plan() -> tuple[agentlog_module.Execution, agentlog_module.Execution]:
+        with agentlog_module.track("planner") as parent:
+            with agentlog_module.track("tool") as child:
+                pass
+            raise TimeoutError((parent, child))
+
+    with pytest.raises(TimeoutError) as info:
+        plan()
+    parent, child = info.value.args[0]
     assert_logged(parent, status="timeout", error_class="TimeoutError")
     assert_logged(child, status="success", parent_id=parent.id, trace_id=str(parent.id))
 
@@ -86,7 +91,7 @@ def test_queue_outage_falls_back_and_nothing_is_lost(
 def test_failing_job_ends_in_the_failed_registry(agentlog_queue: Any, agentlog_outage: Any) -> None:
     with agentlog_module.track("bot") as run:
         pass
-    with agentlog_outage.database(), pytest.raises(Exception, match="OperationalError|simulated"):
+    with agentlog_outage.database(), pytest.raises(Exception, match=r"OperationalError|simulated"):
         agentlog_queue.drain()
     [failed] = agentlog_queue.failed
     assert "OperationalError" in failed.error
