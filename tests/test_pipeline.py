@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -228,9 +229,9 @@ def test_a_dead_flusher_thread_is_restarted(
     assert "flusher thread had died" in caplog.text
 
 
-def test_flush_and_shutdown_are_bounded_when_the_database_hangs(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture
+def release(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """A database whose inserts hang until the test sets the event."""
     release = threading.Event()
     original = Store.insert_many
 
@@ -239,6 +240,13 @@ def test_flush_and_shutdown_are_bounded_when_the_database_hangs(
         return original(self, records)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Store, "insert_many", hanging)
+    yield release
+    release.set()
+
+
+def test_flush_and_shutdown_are_bounded_when_the_database_hangs(
+    sqlite_url: str, release: threading.Event
+) -> None:
     agentlog.configure(mode="async", database_url=sqlite_url, flush_interval=0.01)
     with agentlog.track("stuck"):
         pass
@@ -251,16 +259,8 @@ def test_flush_and_shutdown_are_bounded_when_the_database_hangs(
 
 
 def test_shutdown_spools_what_it_could_not_hand_on(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    sqlite_url: str, release: threading.Event, tmp_path: Path
 ) -> None:
-    release = threading.Event()
-    original = Store.insert_many
-
-    def hanging(self: Store, records: object) -> int:
-        release.wait(10)
-        return original(self, records)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Store, "insert_many", hanging)
     agentlog.configure(
         mode="async",
         database_url=sqlite_url,
