@@ -193,7 +193,10 @@ def e2e_table(runs: list[throughput.EndToEnd]) -> Table:
         "failed jobs",
     ):
         table.add_column(column, justify="left" if column in ("design", "how") else "right")
-    labels = {"batched": "batched (async rq, batch 100)", "single": "one job per execution (seed)"}
+    labels = {
+        "batched": f"batched (async rq, batch {agentlog.Config().batch_size})",
+        "single": "one job per execution (seed)",
+    }
     for run in runs:
         how = (
             "pipelined: worker running meanwhile"

@@ -192,7 +192,7 @@ def end_to_end(
     spool_dir: Path,
     connection: redis.Redis,
 ) -> EndToEnd:
-    """``design`` is ``batched`` (async rq, batch_size 100) or ``single`` (the seed's design:
+    """``design`` is ``batched`` (async rq, default batch_size) or ``single`` (the seed's design:
     one rq job per execution, enqueued on the caller's thread).
 
     Sequential (``pipelined=False``): every ``track()`` and ``flush()`` first, then the
@@ -210,7 +210,6 @@ def end_to_end(
             database_url=database_url,
             redis_url=redis_url,
             queue_name=QUEUE,
-            batch_size=100,
             buffer_size=max(10_000, n + 1_000),
             spool_dir=spool_dir,
         )

@@ -272,9 +272,14 @@ def test_shutdown_spools_what_it_could_not_hand_on(
         with agentlog.track("bot"):
             pass
     time.sleep(0.1)
+    flusher = runtime.pipeline()._thread
     assert agentlog.shutdown(timeout=0.2) is False
-    release.set()
     assert agentlog.stats()["spooled"] == 2  # one was in flight, two still buffered
+    release.set()
+    assert flusher is not None
+    flusher.join(5)  # the in-flight batch lands; then the thread ends
+    assert not flusher.is_alive()
+    assert len(agentlog.executions()) == 3  # and its write replayed the spool
 
 
 def test_async_works_under_freezegun(sqlite_url: str) -> None:
