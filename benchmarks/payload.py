@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 
+from agentlog.execution import Execution
+
 AGENT = "support-bot"
 MODEL = "gpt-4o"
 
@@ -63,3 +65,19 @@ class NoLog:
     def usage(self, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
+
+
+def sample_execution(agent: str = AGENT, **fields: Any) -> Execution:
+    """A finished record with the benchmark's payload, as the flusher would receive it."""
+    return Execution(
+        agent=agent,
+        model=MODEL,
+        parameters=PARAMETERS,
+        prompt=PROMPT,
+        response=RESPONSE,
+        tenant_id=TENANT,
+        status="success",
+        input_tokens=INPUT_TOKENS,
+        output_tokens=OUTPUT_TOKENS,
+        **fields,
+    )

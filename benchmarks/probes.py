@@ -56,6 +56,7 @@ from benchmarks.payload import (
     PROMPT,
     RESPONSE,
     TENANT,
+    sample_execution,
 )
 from benchmarks.servers import RedisServer, start_postgres
 from benchmarks.throughput import make_wires
@@ -221,20 +222,7 @@ class FlatRatePricing:
 
 def flusher_pieces(config: agentlog.Config) -> dict[str, float]:
     now = datetime.datetime.now(datetime.timezone.utc)
-    execution = Execution(
-        agent=AGENT,
-        model=MODEL,
-        parameters=PARAMETERS,
-        prompt=PROMPT,
-        response=RESPONSE,
-        tenant_id=TENANT,
-        status="success",
-        input_tokens=INPUT_TOKENS,
-        output_tokens=OUTPUT_TOKENS,
-        started_at=now,
-        completed_at=now,
-        duration_ms=900.0,
-    )
+    execution = sample_execution(started_at=now, completed_at=now, duration_ms=900.0)
     unpriced = agentlog.configure(**{**_options(config), "compute_costs": False})
     redaction = config.redaction
     wire = to_wire(execution, config)

@@ -33,7 +33,7 @@ from sqlalchemy import delete, func, select
 
 import agentlog
 from agentlog import runtime
-from agentlog.execution import Execution, new_id
+from agentlog.execution import new_id
 from agentlog.jobs import JSONSerializer
 from agentlog.schema import executions as table
 from agentlog.serialize import to_wire
@@ -48,6 +48,7 @@ from benchmarks.payload import (
     PROMPT,
     RESPONSE,
     TENANT,
+    sample_execution,
 )
 from benchmarks.servers import CpuMeter
 
@@ -286,17 +287,7 @@ def make_wires(
     now = datetime.now(timezone.utc)
     executions = []
     for i in range(min(n, timed)):
-        execution = Execution(
-            agent=agent,
-            model=MODEL,
-            parameters=PARAMETERS,
-            prompt=PROMPT,
-            response=RESPONSE,
-            tenant_id=TENANT,
-            status="success",
-            input_tokens=INPUT_TOKENS,
-            output_tokens=OUTPUT_TOKENS,
-        )
+        execution = sample_execution(agent)
         execution.started_at = now - timedelta(milliseconds=900 + i % 50)
         execution.completed_at = now
         execution.duration_ms = 900.0 + i % 50
