@@ -75,7 +75,8 @@ class Pipeline:
         """Queue one record. Never blocks; a full buffer spills to the spool."""
         buffer = self._buffer
         size = len(buffer)
-        if size >= self._buffer_size:
+        if size >= self._buffer_size or self._stopping:
+            # Full, or shut down under a thread that still held this pipeline.
             self._spill(execution)
             return
         buffer.append(execution)
@@ -94,7 +95,10 @@ class Pipeline:
         self._hand_on([[execution]])
 
     def _spill(self, execution: Execution) -> None:
-        reason = f"buffer full ({self.config.buffer_size} executions, buffer_size)"
+        if self._stopping:
+            reason = "recorded after the pipeline shut down"
+        else:
+            reason = f"buffer full ({self.config.buffer_size} executions, buffer_size)"
         writer.spool([to_wire(execution, self.config)], self.config, reason)
 
     def _start_thread(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from agentlog.clock import utcnow
 from agentlog.config import Config
 from agentlog.execution import FIELD_NAMES, Execution
 from agentlog.pricing import compute_costs
@@ -122,6 +123,8 @@ def to_wire(execution: Execution, config: Config) -> Wire:
     for name in TIME_FIELDS:
         value = getattr(execution, name)
         wire[name] = _utc(value).isoformat() if isinstance(value, datetime) else None
+    # A row needs a start; a record made by hand may have none (or not a datetime).
+    wire["started_at"] = wire["started_at"] or wire["completed_at"] or utcnow().isoformat()
     wire["duration_ms"] = _float_or_none("duration_ms", execution.duration_ms)
     for name in INT_FIELDS:
         wire[name] = _int_or_none(name, getattr(execution, name))

@@ -355,3 +355,15 @@ def test_caller_thread_never_does_io_even_with_redis_blackholed(
     assert io_threads and set(io_threads) == {"agentlog-flusher"}
     assert len(agentlog.executions()) == 20
     assert "Timeout" in caplog.text
+
+
+def test_a_record_put_after_shutdown_is_spooled_not_lost(sqlite_url: str) -> None:
+    agentlog.configure(mode="async", database_url=sqlite_url)
+    stale = runtime.pipeline()  # as another thread might still hold it
+    assert agentlog.shutdown(timeout=5)
+    stale.put(agentlog.Execution(agent="late"))
+    assert agentlog.stats()["spooled"] == 1
+    with agentlog.track("next"):  # a new pipeline; its write replays the spool
+        pass
+    assert agentlog.flush(timeout=5)
+    assert {e.agent for e in agentlog.executions()} == {"late", "next"}
