@@ -14,14 +14,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentlog import counters, writer
+from agentlog.breaker import CircuitBreaker
 from agentlog.clock import deadline_clock
 from agentlog.config import Config
 from agentlog.execution import Execution
 from agentlog.serialize import Wire, to_wire
-from agentlog.transport import CircuitBreaker, RqTransport
+
+if TYPE_CHECKING:
+    from agentlog.transport import RqTransport
 
 logger = logging.getLogger("agentlog")
 

@@ -14,8 +14,8 @@ from agentlog.clock import utcnow
 from agentlog.config import Config, get_config, on_change
 from agentlog.execution import Execution
 from agentlog.pipeline import EnqueueListener, FallbackListener, Pipeline
+from agentlog.redis_client import RedisFactory, connect_redis
 from agentlog.serialize import to_wire
-from agentlog.transport import RedisFactory, RqTransport, connect_redis
 
 logger = logging.getLogger("agentlog")
 
@@ -42,6 +42,8 @@ _pipeline: Pipeline | None = None
 def _build_pipeline(config: Config) -> Pipeline:
     transport = None
     if config.redis_url is not None:
+        from agentlog.transport import RqTransport  # rq and redis-py load only when used
+
         transport = RqTransport(config, settings.redis_factory(config))
     return Pipeline(
         config,

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry as RedisRetry
 from rq import Queue
 from rq import Retry as RqRetry
 
-from agentlog.clock import deadline_clock
 from agentlog.config import Config
 from agentlog.jobs import JSONSerializer, log_executions
+from agentlog.redis_client import RedisFactory, connect_redis
 from agentlog.serialize import Wire
 
-RedisFactory = Callable[[Config], "redis.Redis"]
-
-
-def connect_redis(config: Config) -> redis.Redis:
-    """A client that fails in ``redis_timeout`` seconds instead of retrying for seconds."""
-    assert config.redis_url is not None
-    return redis.Redis.from_url(
-        config.redis_url,
-        socket_connect_timeout=config.redis_timeout,
-        socket_timeout=config.redis_timeout,
-        retry=RedisRetry(NoBackoff(), 0),
-        health_check_interval=0,
-    )
+__all__ = ["RedisFactory", "RqTransport", "connect_redis", "make_queue"]
 
 
 def make_queue(config: Config, connection: redis.Redis) -> Queue:
@@ -66,29 +52,3 @@ class RqTransport:
             jobs = self.queue.enqueue_many(datas, pipeline=pipe)
             pipe.execute()
         return jobs
-
-
-class CircuitBreaker:
-    """Stops trying a dead Redis on every batch; probes it again after ``cooldown`` seconds."""
-
-    def __init__(self, cooldown: float) -> None:
-        self.cooldown = cooldown
-        self.opened_at: float | None = None
-        self.last_reason = ""
-
-    @property
-    def is_open(self) -> bool:
-        return self.opened_at is not None
-
-    def allow(self) -> bool:
-        """True when a call may go through (closed, or open long enough for one probe)."""
-        if self.opened_at is None:
-            return True
-        return deadline_clock() - self.opened_at >= self.cooldown
-
-    def success(self) -> None:
-        self.opened_at = None
-
-    def failure(self, reason: str) -> None:
-        self.opened_at = deadline_clock()
-        self.last_reason = reason
