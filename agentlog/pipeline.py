@@ -107,13 +107,11 @@ class Pipeline:
     def _start_thread(self) -> None:
         with self._thread_lock:
             thread = self._thread
-            if thread is not None and thread.is_alive():
+            if (thread is not None and thread.is_alive()) or self._stopping:
                 return
             if thread is not None:
                 counters.incr("errors")
                 logger.error("agentlog: the flusher thread had died; started a new one")
-            if self._stopping:
-                return
             self._thread = threading.Thread(target=self._run, name="agentlog-flusher", daemon=True)
             self._thread.start()
 
