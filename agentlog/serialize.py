@@ -153,16 +153,18 @@ def to_wire(execution: Execution, config: Config) -> Wire:
             wire["total_cost"] = str(costs.total)
             wire["provider"] = wire["provider"] or costs.provider
     wire["error_message"] = _short_text("error_message", execution.error_message, config)
+    dropped = set()
+    if not config.persist_prompts:
+        dropped |= {"system_prompt", "prompt"}
+    if not config.persist_responses:
+        dropped.add("response")
     for name in JSON_FIELDS:
-        wire[name] = redaction.apply(getattr(execution, name))
-    system_prompt = execution.system_prompt
+        value = getattr(execution, name)
+        wire[name] = None if name in dropped else redaction.apply(value)
+    system_prompt = None if "system_prompt" in dropped else execution.system_prompt
     if system_prompt is not None and not isinstance(system_prompt, str):
         system_prompt = dumps(redaction.apply(system_prompt)).decode()
     wire["system_prompt"] = redaction.text(system_prompt) if system_prompt is not None else None
-    if not config.persist_prompts:
-        wire["system_prompt"] = wire["prompt"] = None
-    if not config.persist_responses:
-        wire["response"] = None
     return wire
 
 
