@@ -22,6 +22,7 @@ pytest.register_assert_rewrite("pytest_agentlog.assertions")
 pytest_plugins = ["agentlog"]
 
 if TYPE_CHECKING:
+    from . import strategies
     from .assertions import assert_enqueued, assert_fell_back, assert_logged, assert_not_logged
     from .clock import AgentlogClock
     from .outage import AgentlogOutage, Fallback, Outage
@@ -41,6 +42,7 @@ __all__ = [
     "assert_logged",
     "assert_not_logged",
     "harness",
+    "strategies",
 ]
 
 _WHERE = {
@@ -60,11 +62,13 @@ _WHERE = {
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name == "strategies":  # the submodule, as ``pytest_agentlog.strategies.executions()``
+        return importlib.import_module("pytest_agentlog.strategies")
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'pytest_agentlog' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f"pytest_agentlog.{module}"), name)
     globals()[name] = value
     return value

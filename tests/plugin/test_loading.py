@@ -320,3 +320,13 @@ def test_installed_entry_point_in_a_subprocess(pytester: pytest.Pytester) -> Non
     )
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["agentlog: mode=sync (the default), *", "plugins:*agentlog-*"])
+
+
+def test_public_names_resolve_from_the_package() -> None:
+    import pytest_agentlog
+
+    assert callable(pytest_agentlog.strategies.executions)
+    assert callable(pytest_agentlog.strategies.payloads_with_secrets)
+    for name in ("assert_logged", "assert_not_logged", "assert_enqueued", "assert_fell_back"):
+        assert callable(getattr(pytest_agentlog, name))
+    assert callable(pytest_agentlog.harness)
