@@ -182,6 +182,13 @@ def get_config() -> Config:
     return config
 
 
+def reset() -> None:
+    """Forget the config: the next ``get_config()`` builds it from the environment again."""
+    global _current
+    with _lock:
+        _current = None
+
+
 def _new_lock_after_fork() -> None:
     global _lock
     _lock = threading.Lock()

@@ -9,13 +9,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agentlog import writer
-from agentlog.clock import utcnow
+from agentlog import config as config_module
+from agentlog import counters, writer
 from agentlog.config import Config, get_config, on_change
 from agentlog.execution import Execution
 from agentlog.pipeline import EnqueueListener, FallbackListener, Pipeline
 from agentlog.redis_client import RedisFactory, connect_redis
 from agentlog.serialize import to_wire
+from agentlog.spool import forget_spools
+from agentlog.store import close_stores
 
 logger = logging.getLogger("agentlog")
 
@@ -76,8 +78,6 @@ def submit(execution: Execution) -> None:
     """Hand a finished record on. Never raises."""
     global _fast_put
     try:
-        if execution.started_at is None:
-            execution.started_at = execution.completed_at or utcnow()
         put = _fast_put
         if put is not None:
             put(execution)
@@ -90,8 +90,6 @@ def submit(execution: Execution) -> None:
             _fast_put = current.put
             current.put(execution)
     except Exception as exc:
-        from agentlog import counters
-
         counters.incr("errors")
         counters.incr("dropped")
         logger.error("agentlog: could not log execution %s: %s", execution.id, writer.describe(exc))
@@ -146,14 +144,8 @@ def reset_process_state(timeout: float = 2.0) -> None:
 
     For test harnesses (pytest_agentlog and agentlog's own tests).
     """
-    from agentlog import config as config_module
-    from agentlog import counters
-    from agentlog.spool import forget_spools
-    from agentlog.store import close_stores
-
     shutdown(timeout)
-    with config_module._lock:
-        config_module._current = None
+    config_module.reset()
     counters.reset()
     forget_spools()
     close_stores()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
@@ -14,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from agentlog import counters
 from agentlog.execution import Execution
 from agentlog.schema import TABLE_NAME
 from agentlog.schema import executions as table
@@ -87,23 +90,23 @@ class Store:
         self.url = url
         self.engine = _create_engine(url)
         self.dialect = self.engine.dialect.name
-        # pysqlite connections are not safe to share between threads at once.
-        self._lock = threading.Lock() if _is_memory_sqlite(url) else None
+        self._lock = self._new_lock()
         self._schema_checked = False
 
+    def _new_lock(self) -> AbstractContextManager[Any]:
+        # The one shared connection of an in-memory SQLite is not safe to use
+        # from two threads at once; pooled databases need no lock.
+        return threading.Lock() if _is_memory_sqlite(self.url) else contextlib.nullcontext()
+
     def reset_lock(self) -> None:
-        if self._lock is not None:
-            self._lock = threading.Lock()
+        self._lock = self._new_lock()
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     def prepare(self) -> None:
         """Check (SQLite: create) the schema now rather than at the first write."""
-        if self._lock:
-            with self._lock:
-                self._ensure_schema()
-        else:
+        with self._lock:
             self._ensure_schema()
 
     def _ensure_schema(self) -> None:
@@ -131,17 +134,13 @@ class Store:
             try:
                 rows.append(to_row(record))
             except BadRecord as exc:
-                from agentlog import counters
-
                 counters.incr("dropped")
                 counters.incr("errors")
                 logger.error("agentlog: dropped a bad record (%s)", exc)
         if not rows:
             return 0
         inserted = 0
-        if self._lock:
-            self._lock.acquire()
-        try:
+        with self._lock:
             self._ensure_schema()
             with self.engine.begin() as connection:
                 for start in range(0, len(rows), CHUNK_SIZE):
@@ -151,9 +150,6 @@ class Store:
                     else:
                         result = connection.execute(_SQLITE_INSERT, chunk)
                     inserted += len(result.all())
-        finally:
-            if self._lock:
-                self._lock.release()
         return inserted
 
     def executions(
@@ -175,15 +171,10 @@ class Store:
         query = query.order_by(table.c.started_at.desc(), table.c.id.desc())
         if limit is not None:
             query = query.limit(limit)
-        if self._lock:
-            self._lock.acquire()
-        try:
+        with self._lock:
             self._ensure_schema()
             with self.engine.connect() as connection:
                 return [row_to_execution(row._mapping) for row in connection.execute(query)]
-        finally:
-            if self._lock:
-                self._lock.release()
 
     def count(self) -> int:
         self.prepare()

@@ -223,5 +223,7 @@ def log(execution: Execution | dict[str, Any]) -> Execution:
         )
     if record.status == "running":
         record.status = "error" if record.error_class else "success"
+    if record.started_at is None:
+        record.started_at = record.completed_at or utcnow()
     runtime.submit(record)
     return record
