@@ -33,11 +33,15 @@ def current_execution() -> Execution | None:
     return _current.get()
 
 
-def _split_fields(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Known Execution fields, and the rest (kept in metadata rather than failing the call)."""
-    known = {k: v for k, v in fields.items() if k in FIELD_NAMES and k not in _MANAGED}
+def _unknown_fields_into_metadata(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields ``track()`` sets, with the others kept in metadata rather than failing."""
+    known = {k: v for k, v in fields.items() if k in _TRACKABLE}
     extra = {k: v for k, v in fields.items() if k not in known}
-    return known, extra
+    logger.warning(
+        "agentlog: track() got unknown field(s) %s; kept in metadata", ", ".join(sorted(extra))
+    )
+    known["metadata"] = {**(known.get("metadata") or {}), **extra}
+    return known
 
 
 class track:
@@ -56,21 +60,9 @@ class track:
         self._execution = execution = Execution.begin(agent, model)
         if not fields:
             return
-        if fields.keys() <= _TRACKABLE:
-            execution.__dict__.update(fields)
-            if execution.metadata is None:
-                execution.metadata = {}
-            return
-        known, extra = _split_fields(fields)
-        if extra:
-            logger.warning(
-                "agentlog: track() got unknown field(s) %s; kept in metadata",
-                ", ".join(sorted(extra)),
-            )
-            metadata = dict(known.get("metadata") or {})
-            metadata.update(extra)
-            known["metadata"] = metadata
-        execution.__dict__.update(known)
+        if not fields.keys() <= _TRACKABLE:
+            fields = _unknown_fields_into_metadata(fields)
+        execution.__dict__.update(fields)
         if execution.metadata is None:
             execution.metadata = {}
 
