@@ -10,10 +10,19 @@ the real functions; an attribute of an object is out of its reach.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 _real = SimpleNamespace(monotonic=time.monotonic)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+# The caller's hot path reads these two directly (a function call more is a
+# measurable share of it). They are module attributes bound to the real
+# functions, which is what freezegun swaps, so they freeze and tick with it.
+wall_clock_ns = time.time_ns
+"""Nanoseconds since the Unix epoch (frozen under freezegun)."""
+duration_clock = time.perf_counter
+"""Seconds from a monotonic clock for durations (moved by freezegun's tick)."""
 
 
 def utcnow() -> datetime:
@@ -21,9 +30,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def duration_clock() -> float:
-    """Seconds from a monotonic clock for durations (moved by freezegun's tick)."""
-    return time.perf_counter()
+def from_wall_ns(ns: int) -> datetime:
+    """The aware UTC ``datetime`` of a ``wall_clock_ns()`` reading (exact to the microsecond)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def deadline_clock() -> float:

@@ -12,6 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from agentlog.clock import from_wall_ns
+
 STATUSES: tuple[str, ...] = ("running", "success", "error", "timeout")
 
 
@@ -23,6 +25,7 @@ _MS_MASK = (1 << 48) - 1
 _RAND_B_MASK = (1 << 62) - 1
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # an Enum member lookup costs ~0.6 µs
 _set_slot = object.__setattr__
+_new_object = object.__new__
 
 
 def _reseed_after_fork() -> None:
@@ -32,13 +35,14 @@ def _reseed_after_fork() -> None:
 os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
-def new_id() -> uuid.UUID:
+def new_id(at_ns: int | None = None) -> uuid.UUID:
     """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
 
     Generated in the process, so a retried or replayed record keeps its key,
-    and time-ordered, so the primary key index stays append-mostly.
+    and time-ordered, so the primary key index stays append-mostly. ``at_ns``
+    (default: now) is the wall-clock time the id is ordered by.
     """
-    ms = (time.time_ns() // 1_000_000) & _MS_MASK
+    ms = ((time.time_ns() if at_ns is None else at_ns) // 1_000_000) & _MS_MASK
     rand = _rng.getrandbits(74)
     value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & _RAND_B_MASK)
     # uuid.UUID(int=...) re-validates what is valid by construction; this runs
@@ -84,15 +88,67 @@ class Execution:
 
     @classmethod
     def begin(cls, agent: str, model: str | None) -> Execution:
-        """A new record with every other field at its default.
+        """A new record with every other field at its default, for ``track()``.
 
-        ``track()`` makes one per agent call on the caller's thread; setting
-        four attributes (the rest are the class's defaults) costs a fraction of
-        the generated 29-argument ``__init__``.
+        Made on the caller's thread for every agent call, so it sets two
+        attributes and nothing else. The fields with factories (``id``,
+        ``metadata``), the timing that ``track()`` records as raw clock
+        readings (``started_at``, ``completed_at``, ``duration_ms``) and
+        ``total_tokens`` (the sum of the parts unless set) are made on first
+        access (``__getattr__``): for most records, on the flusher thread.
         """
-        execution = object.__new__(cls)
-        execution.__dict__.update(agent=agent, model=model, metadata={}, id=new_id())
+        execution = _new_object(cls)
+        values = execution.__dict__
+        values["agent"] = agent
+        values["model"] = model
         return execution
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for an attribute found neither on the instance nor on the
+        # class: the lazy fields of a record from ``begin()``. ``setdefault`` is
+        # atomic, so the caller's thread and the flusher reading a field at the
+        # same moment still agree on one value.
+        values = self.__dict__
+        if name == "id":
+            return values.setdefault("id", new_id(values.get(STARTED_NS)))
+        if name == "metadata":
+            return values.setdefault("metadata", {})
+        if name == "total_tokens":
+            # Unless set explicitly, the sum of the parts, kept current by usage().
+            input_tokens = values.get("input_tokens")
+            output_tokens = values.get("output_tokens")
+            if input_tokens is None and output_tokens is None:
+                return None
+            try:
+                return (input_tokens or 0) + (output_tokens or 0)
+            except TypeError:  # a bad count: to_wire reports it when it serializes the record
+                return None
+        if name == "started_at":
+            started_ns = values.get(STARTED_NS)
+            if started_ns is None:
+                return None
+            return values.setdefault(name, from_wall_ns(started_ns))
+        if name in ("completed_at", "duration_ms"):
+            finished = values.get(FINISHED)
+            if finished is None:
+                return None
+            seconds, completed_ns = finished
+            # Rounded to the microsecond: finer digits are clock noise (and under
+            # freezegun, float error: a 0.1 s tick would read 100.00000023 ms).
+            if name == "duration_ms":
+                return values.setdefault(name, round(seconds * 1000.0, 3))
+            return values.setdefault(name, from_wall_ns(completed_ns))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __post_init__(self) -> None:
+        if self.__dict__.get("total_tokens", 0) is None:
+            del self.__dict__["total_tokens"]  # derived, as for a record from begin()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy or a pickle must carry this record's id and times, not make its own.
+        for name in _LAZY_FIELDS:
+            getattr(self, name)
+        return self.__dict__
 
     def usage(
         self,
@@ -107,9 +163,6 @@ class Execution:
             self.output_tokens = (self.output_tokens or 0) + output_tokens
         if cached_tokens is not None:
             self.cached_tokens = (self.cached_tokens or 0) + cached_tokens
-        # The stored row derives total_tokens when it is missing; keeping it
-        # current here lets the caller read it too, at no cost to track()'s exit.
-        self.total_tokens = (self.input_tokens or 0) + (self.output_tokens or 0)
         return self
 
     @classmethod
@@ -139,4 +192,15 @@ class Execution:
 
 
 FIELD_NAMES_ORDERED: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Execution))
+
+# Where ``track()`` leaves its raw clock readings in a record's ``__dict__``:
+# the wall clock at the start (``clock.wall_clock_ns()``), and at the end a
+# (duration in seconds, wall clock) pair.
+STARTED_NS = "_started_ns"
+FINISHED = "_finished"
+_LAZY_FIELDS = ("id", "metadata", "started_at", "completed_at", "duration_ms")
+# Without a class attribute, a record that lacks these fields reaches __getattr__
+# (the generated __init__ keeps None as their default).
+for _name in ("started_at", "completed_at", "duration_ms", "total_tokens"):
+    delattr(Execution, _name)
 FIELD_NAMES: frozenset[str] = frozenset(FIELD_NAMES_ORDERED)

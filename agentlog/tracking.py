@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import inspect
@@ -13,8 +12,8 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from agentlog import counters, runtime
-from agentlog.clock import duration_clock, utcnow
-from agentlog.execution import FIELD_NAMES, Execution
+from agentlog.clock import duration_clock, utcnow, wall_clock_ns
+from agentlog.execution import FIELD_NAMES, FINISHED, STARTED_NS, Execution
 
 logger = logging.getLogger("agentlog")
 
@@ -54,17 +53,20 @@ class track:
 
     __slots__ = ("_execution", "_start", "_token")
 
+    # The three methods below run on the caller's thread for every call: each
+    # line is paid at every agent call, so they touch as little as they can
+    # (no helper calls on the common path, lazy id and metadata).
+
     def __init__(self, agent: str, *, model: str | None = None, **fields: Any) -> None:
         self._token: contextvars.Token[Execution | None] | None = None
         self._start = 0.0
         self._execution = execution = Execution.begin(agent, model)
-        if not fields:
-            return
-        if not fields.keys() <= _TRACKABLE:
-            fields = _unknown_fields_into_metadata(fields)
-        execution.__dict__.update(fields)
-        if execution.metadata is None:
-            execution.metadata = {}
+        if fields:
+            if not fields.keys() <= _TRACKABLE:
+                fields = _unknown_fields_into_metadata(fields)
+            execution.__dict__.update(fields)
+            if "metadata" in fields and fields["metadata"] is None:
+                execution.metadata = {}
 
     @property
     def execution(self) -> Execution:
@@ -75,12 +77,8 @@ class track:
         try:
             parent = _current.get()
             if parent is not None:
-                if execution.parent_id is None:
-                    execution.parent_id = parent.id
-                if execution.trace_id is None:
-                    # A root's trace id is its own id (filled in when serialized).
-                    execution.trace_id = parent.trace_id or str(parent.id)
-            execution.started_at = utcnow()
+                _link_to_parent(execution, parent)
+            execution.__dict__[STARTED_NS] = wall_clock_ns()
             self._token = _current.set(execution)
         except Exception as exc:  # pragma: no cover - defensive: never break the caller
             counters.incr("errors")
@@ -94,11 +92,29 @@ class track:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        seconds = duration_clock() - self._start
+        execution = self._execution
         try:
-            self._finish(exc)
+            # Read as completed_at and duration_ms (made when first read).
+            execution.__dict__[FINISHED] = (seconds, wall_clock_ns())
+            token = self._token
+            if token is not None:
+                self._token = None
+                # A try costs nothing here; contextlib.suppress() would build an object.
+                try:  # noqa: SIM105
+                    _current.reset(token)
+                except ValueError:
+                    # Exited in another context than it was entered (e.g. a generator
+                    # resumed elsewhere): the other context keeps its own value.
+                    pass
+            if exc is not None:
+                _record_error(execution, exc)
+            elif execution.status == "running":
+                execution.status = "success"
+            runtime.submit(execution)
         except Exception as error:  # never let agentlog's own error replace the caller's
             counters.incr("errors")
-            logger.error("agentlog: could not record %s: %r", self._execution.agent, error)
+            logger.error("agentlog: could not record %s: %r", execution.agent, error)
 
     async def __aenter__(self) -> Execution:
         return self.__enter__()
@@ -111,25 +127,19 @@ class track:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
-    def _finish(self, exc: BaseException | None) -> None:
-        execution = self._execution
-        # Rounded to the microsecond: finer digits are clock noise (and under
-        # freezegun, float error: a 0.1 s tick would read 100.00000023 ms).
-        execution.duration_ms = round((duration_clock() - self._start) * 1000.0, 3)
-        execution.completed_at = utcnow()
-        if self._token is not None:
-            # Exited in another context than it was entered (e.g. a generator
-            # resumed elsewhere): the other context keeps its own value.
-            with contextlib.suppress(ValueError):
-                _current.reset(self._token)
-            self._token = None
-        if exc is not None:
-            execution.status = "timeout" if isinstance(exc, _TIMEOUTS) else "error"
-            execution.error_class = _qualified_name(type(exc))
-            execution.error_message = str(exc) or None
-        elif execution.status == "running":
-            execution.status = "success"
-        runtime.submit(execution)
+
+def _link_to_parent(execution: Execution, parent: Execution) -> None:
+    if execution.parent_id is None:
+        execution.parent_id = parent.id
+    if execution.trace_id is None:
+        # A root's trace id is its own id (filled in when serialized).
+        execution.trace_id = parent.trace_id or str(parent.id)
+
+
+def _record_error(execution: Execution, exc: BaseException) -> None:
+    execution.status = "timeout" if isinstance(exc, _TIMEOUTS) else "error"
+    execution.error_class = _qualified_name(type(exc))
+    execution.error_message = str(exc) or None
 
 
 def _qualified_name(cls: type) -> str:

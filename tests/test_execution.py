@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
+import threading
 import time
 import uuid
 from datetime import timezone
+from unittest import mock
 
 import pytest
 
@@ -66,3 +71,82 @@ def test_from_dict_names_unknown_fields() -> None:
         agentlog.Execution.from_dict({"agent": "a", "colour": "red"})
     with pytest.raises(TypeError, match="agent"):
         agentlog.Execution.from_dict({"model": "m"})
+
+
+def _tracked_record() -> agentlog.Execution:
+    """A record as ``track()`` leaves it, without handing it on."""
+    from agentlog.tracking import track
+
+    tracker = track("bot", model="gpt-4o")
+    with mock.patch("agentlog.runtime.submit"), tracker as run:
+        run.usage(input_tokens=7, output_tokens=3)
+    return run
+
+
+def test_fields_track_leaves_for_later_read_as_set_on_exit() -> None:
+    from agentlog.tracking import track
+
+    tracker = track("bot")
+    assert tracker.execution.started_at is None and tracker.execution.completed_at is None
+    with mock.patch("agentlog.runtime.submit"), tracker as run:
+        assert run.started_at is not None and run.completed_at is None
+        assert run.duration_ms is None and run.total_tokens is None
+        run.usage(input_tokens=7)
+        assert run.total_tokens == 7
+    assert run.started_at.tzinfo is timezone.utc
+    assert run.completed_at is not None and run.completed_at >= run.started_at
+    assert isinstance(run.duration_ms, float) and run.duration_ms >= 0
+    assert run.metadata == {} and run.metadata is run.metadata
+    # The id is ordered by the start, not by when it was first read.
+    assert run.id.version == 7
+    assert run.id.int >> 80 == int(run.started_at.timestamp() * 1000)
+
+
+def test_total_tokens_follows_usage_unless_set() -> None:
+    record = agentlog.Execution(agent="bot", input_tokens=5)
+    assert record.total_tokens == 5
+    record.usage(output_tokens=2)
+    assert record.total_tokens == 7
+    assert agentlog.Execution(agent="bot").total_tokens is None
+    assert agentlog.Execution(agent="bot", input_tokens=5, total_tokens=9).total_tokens == 9
+    # A bad count never makes reading the record raise (to_wire reports it).
+    assert agentlog.Execution(agent="bot", input_tokens="5", output_tokens=1).total_tokens is None  # type: ignore[arg-type]
+
+
+def _read_id(record: agentlog.Execution, barrier: threading.Barrier, seen: list[uuid.UUID]) -> None:
+    barrier.wait()
+    seen.append(record.id)
+
+
+def test_threads_reading_a_lazy_id_at_once_agree() -> None:
+    for _ in range(200):
+        record = _tracked_record()
+        seen: list[uuid.UUID] = []
+        barrier = threading.Barrier(4)
+        threads = [
+            threading.Thread(target=_read_id, args=(record, barrier, seen)) for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(seen)) == 1 and record.id == seen[0]
+
+
+def test_copies_and_pickles_keep_the_id_and_times() -> None:
+    record = _tracked_record()
+    for twin in (copy.copy(record), copy.deepcopy(record), pickle.loads(pickle.dumps(record))):
+        assert twin == record
+        assert (twin.id, twin.started_at, twin.completed_at, twin.duration_ms) == (
+            record.id,
+            record.started_at,
+            record.completed_at,
+            record.duration_ms,
+        )
+    assert dataclasses.replace(record).id == record.id
+
+
+def test_a_missing_attribute_is_still_an_attribute_error() -> None:
+    record = _tracked_record()
+    with pytest.raises(AttributeError, match="no attribute 'colour'"):
+        record.colour  # noqa: B018
