@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import Any
 
 import orjson
+from rq.job import Job
 
 from agentlog import counters
 from agentlog.config import get_config
@@ -33,6 +35,29 @@ class JSONSerializer:
     @staticmethod
     def loads(data: bytes | str) -> Any:
         return orjson.loads(data)
+
+
+class BatchJob(Job):
+    """An rq ``Job`` whose payload is compressed at zlib level 1 instead of 6.
+
+    rq compresses every job's data at zlib's default level: for a batch of 500
+    executions (~0.9 MB of JSON) that was ~6 ms, most of the cost of enqueueing
+    it, on the application's flusher thread. Level 1 takes about a third of
+    that for a somewhat larger payload. Any rq worker reads it (decompression
+    does not depend on the level), so this matters only where jobs are made.
+    """
+
+    def to_dict(self, include_meta: bool = True, include_result: bool = True) -> dict[str, Any]:
+        data = self.data
+        # rq's to_dict compresses self.data at level 6: hand it an empty payload,
+        # then put the real one in, compressed once.
+        self._data = b""
+        try:
+            mapping = super().to_dict(include_meta=include_meta, include_result=include_result)
+        finally:
+            self._data = data
+        mapping["data"] = zlib.compress(data, 1)
+        return mapping
 
 
 def log_executions(batch: list[Wire]) -> int:

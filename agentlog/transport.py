@@ -10,7 +10,7 @@ from rq import Queue
 from rq import Retry as RqRetry
 
 from agentlog.config import Config
-from agentlog.jobs import JSONSerializer, log_executions
+from agentlog.jobs import BatchJob, JSONSerializer, log_executions
 from agentlog.redis_client import RedisFactory, connect_redis
 from agentlog.serialize import Wire
 
@@ -18,7 +18,9 @@ __all__ = ["RedisFactory", "RqTransport", "connect_redis", "make_queue"]
 
 
 def make_queue(config: Config, connection: redis.Redis) -> Queue:
-    return Queue(config.queue_name, connection=connection, serializer=JSONSerializer)
+    return Queue(
+        config.queue_name, connection=connection, serializer=JSONSerializer, job_class=BatchJob
+    )
 
 
 class RqTransport:
