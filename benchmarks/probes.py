@@ -9,9 +9,9 @@ B. the same pieces called back to back (warm caches), with ``timeit``;
 C. what the flusher spends per record (``to_wire``: pricing, redaction, the
    rest), next to one alternative pricing built here, outside agentlog;
 D. what a worker spends per job and per row (``Store.insert_many`` at several
-   batch sizes, rq's own cost per job, a Redis round trip), next to one
-   alternative INSERT statement built here, outside agentlog, to show what
-   the write path could cost (see docs/performance.md, "Findings").
+   batch sizes, with the PostgreSQL backend's CPU time, rq's own cost per job,
+   a Redis round trip), next to the previous INSERT statement
+   (jsonb_populate_recordset), kept here to compare.
 """
 
 from __future__ import annotations
@@ -257,15 +257,13 @@ def _options(config: agentlog.Config) -> dict[str, Any]:
 
 
 class JsonbRecordsetInsert:
-    """An alternative INSERT (not agentlog's code): the whole batch as one JSON parameter.
+    """The previous write path (not agentlog's code any more): each chunk as one jsonb parameter.
 
-    ``Store.insert_many`` sends SQLAlchemy "insertmanyvalues" statements: one
-    multi-row VALUES list with ~29 placeholders per row. psycopg parses a
-    statement's placeholders on every execution when it is longer than 4096
-    characters or has more than 50 parameters (psycopg/_queries.py,
-    MAX_CACHED_STATEMENT_LENGTH / _PARAMS), which a batch always is. This
-    statement is short and constant, so psycopg caches it, and PostgreSQL
-    does the unpacking.
+    ``Store.insert_many`` sends one binary array per column and lets unnest()
+    zip them into rows: PostgreSQL receives uuids, timestamps and numbers
+    ready-made. This sends the rows as one JSON document, which is cheaper for
+    the client (one orjson call) but which PostgreSQL parses in full and then
+    converts value by value from text (jsonb_populate_recordset).
     """
 
     def __init__(self, database_url: str) -> None:
@@ -278,32 +276,57 @@ class JsonbRecordsetInsert:
         )
 
     def insert_many(self, wires: list[dict[str, Any]]) -> int:
-        for wire in wires:
-            to_row(wire)  # the same validation as agentlog's writer
+        rows = [to_row(wire) for wire in wires]  # the same validation as agentlog's writer
+        batch = orjson.dumps(rows, default=str).decode()
         with self.store.engine.begin() as connection:
-            result = connection.execute(self.statement, {"batch": orjson.dumps(wires).decode()})
-            return len(result.all())
+            return len(connection.execute(self.statement, {"batch": batch}).all())
+
+
+def _backend_ns(pid: int) -> int:
+    """CPU time a PostgreSQL backend (on this machine) has used, in ns (0 if unreadable)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def write_path(
     database_url: str, redis_url: str, config: agentlog.Config, rows: int
 ) -> dict[str, Any]:
     store = get_store(database_url)
-    alternative = JsonbRecordsetInsert(database_url)
-    out: dict[str, Any] = {"insert_us_per_row": {}, "alternative_us_per_row": {}}
+    paths = {
+        "insert": store.insert_many,
+        "alternative": JsonbRecordsetInsert(database_url).insert_many,
+    }
+    # From here on the pool holds one connection: one backend whose CPU time to read.
+    store.engine.dispose()
+    with store.engine.connect() as db:
+        backend = db.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    out: dict[str, Any] = {
+        f"{key}_{unit}_per_row": {} for key in paths for unit in ("us", "backend_us")
+    }
     for batch_size in (1, 100, 500):
         n = min(rows, 300) if batch_size == 1 else rows
-        for key, insert in (
-            ("insert_us_per_row", store.insert_many),
-            ("alternative_us_per_row", alternative.insert_many),
-        ):
-            wires, _ = make_wires(n + batch_size, f"probe-{key}-{batch_size}", config)
-            insert(wires[:batch_size])  # warm
-            start = time.perf_counter()
-            for i in range(batch_size, n + batch_size, batch_size):
-                insert(wires[i : i + batch_size])
-            out[key][batch_size] = (time.perf_counter() - start) / n * 1e6
-    probe_rows = alternative.store.executions(agent="probe-alternative_us_per_row-100", limit=1)
+        batches = {
+            key: make_wires(n + batch_size, f"probe-{key}-{batch_size}", config)[0] for key in paths
+        }
+        samples: dict[str, list[tuple[float, float]]] = {key: [] for key in paths}
+        for key, insert in paths.items():
+            insert(batches[key][:batch_size])  # warm
+        # Batch by batch in turn, so that drift on a shared machine hits both alike.
+        for i in range(batch_size, n + batch_size, batch_size):
+            for key, insert in paths.items():
+                cpu, start = _backend_ns(backend), time.perf_counter()
+                insert(batches[key][i : i + batch_size])
+                wall, cpu = time.perf_counter() - start, _backend_ns(backend) - cpu
+                samples[key].append((wall * 1e6 / batch_size, cpu / 1e3 / batch_size))
+        for key, values in samples.items():
+            out[f"{key}_us_per_row"][batch_size] = statistics.median(v[0] for v in values)
+            out[f"{key}_backend_us_per_row"][batch_size] = statistics.median(v[1] for v in values)
+    with store.engine.connect() as db:
+        if db.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != backend:
+            out["insert_backend_us_per_row"] = out["alternative_backend_us_per_row"] = {}
+    probe_rows = store.executions(agent="probe-alternative-100", limit=1)
     out["alternative_rows_read_back"] = bool(probe_rows and probe_rows[0].total_cost is not None)
 
     import redis
@@ -423,12 +446,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     console.print(_table("B. The same pieces back to back, warm (best of 5, µs per call)", pieces))
     console.print(_table("C. The flusher's cost per record (warm, µs)", flusher))
-    d = Table(title="D. Write path per row (µs; PostgreSQL on loopback)")
-    for column in ("batch size", "Store.insert_many", "alternative: jsonb_populate_recordset"):
+    d = Table(
+        title="D. Write path per row (median µs over batches; PostgreSQL on loopback; "
+        "server: the backend's CPU time)"
+    )
+    for column in (
+        "batch size",
+        "Store.insert_many",
+        "  server",
+        "alternative: jsonb_populate_recordset",
+        "  server",
+    ):
         d.add_column(column, justify="right")
-    for batch_size, value in writes["insert_us_per_row"].items():
+    for batch_size in writes["insert_us_per_row"]:
         d.add_row(
-            str(batch_size), f"{value:,.0f}", f"{writes['alternative_us_per_row'][batch_size]:,.0f}"
+            str(batch_size),
+            *(
+                "-" if (v := writes[key].get(batch_size)) is None else f"{v:,.0f}"
+                for key in (
+                    "insert_us_per_row",
+                    "insert_backend_us_per_row",
+                    "alternative_us_per_row",
+                    "alternative_backend_us_per_row",
+                )
+            ),
         )
     console.print(d)
     console.print(
