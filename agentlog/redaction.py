@@ -37,6 +37,7 @@ from datetime import date, time
 from decimal import Decimal
 from enum import Enum
 from functools import cached_property
+from math import isfinite
 from pathlib import PurePath
 from typing import Any, Final, NamedTuple
 
@@ -135,13 +136,16 @@ DEFAULT_KEYS: Final[tuple[str, ...]] = (
 class _Builtin(NamedTuple):
     name: str
     pattern: str
-    # Group-free forms that each start with a literal character, for the one
-    # alternation that finds out whether a string needs any work at all.
-    detect: tuple[str, ...]
+    # Necessary conditions, so that most strings skip the pattern without running
+    # it: a string can only contain a match if one of these regexes matches in it.
+    # Each starts with a literal character (its anchor) that every match contains,
+    # followed only by look-arounds: absence of the anchor is checked with a
+    # memchr-fast ``in``, and the engine jumps from anchor to anchor.
+    guards: tuple[str, ...]
 
 
-def _builtin(name: str, pattern: str, *detect: str) -> _Builtin:
-    return _Builtin(name, pattern, detect or (pattern,))
+def _builtin(name: str, pattern: str, *guards: str) -> _Builtin:
+    return _Builtin(name, pattern, guards)
 
 
 # How the built-in patterns are written, so that the stdlib engine stays fast:
@@ -160,7 +164,8 @@ def _start(char: str, inside: str) -> str:
     return rf"{char}(?:(?<![{inside}]{char})|(?<=\\[nrt]{char})|(?<=%[0-9A-Fa-f]{{2}}{char}))"
 
 
-_TOKEN68 = r"[A-Za-z0-9\-._~+/]{8,}=*"
+_TOKEN68_CHAR = r"[A-Za-z0-9\-._~+/]"
+_TOKEN68 = _TOKEN68_CHAR + "{8,}=*"
 # Base64 that looks like base64 (a digit, +, /, = or a lower-to-upper change),
 # so that prose such as "Basic configuration" is left alone.
 _BASIC = r"(?=[A-Za-z0-9+/]{0,200}(?:[0-9+/=]|[a-z][A-Z]))[A-Za-z0-9+/]{8,}={0,2}"
@@ -172,62 +177,70 @@ _BUILTINS: Final[tuple[_Builtin, ...]] = (
         r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY[A-Z0-9 ]{0,20}-----"
         r"(?:[\s\S]{0,16384}?-----END[A-Z0-9 ]{0,40}PRIVATE KEY[A-Z0-9 ]{0,20}-----"
         r"|[A-Za-z0-9+/=\s:,-]*)",
+        r"-(?=----BEGIN)",
     ),
     _builtin(
         "JSON Web Tokens (eyJ<header>.eyJ<payload>.<signature>)",
         _start("e", "A-Za-z0-9_-") + r"yJ[A-Za-z0-9_-]{1,16384}\.eyJ[A-Za-z0-9_-]{1,16384}"
         r"\.[A-Za-z0-9_-]*",
+        r"J(?<=\.eyJ)",
     ),
     _builtin(
         "OpenAI and Anthropic API keys (sk-..., sk-proj-..., sk-ant-api03-...)",
         _start("s", "A-Za-z0-9_-") + r"k-[A-Za-z0-9_-]{20,}",
+        r"-(?<=sk-)(?=[A-Za-z0-9_-]{20})",
     ),
     _builtin(
         "AWS access key IDs (AKIA... and ASIA..., 20 characters)",
         _start("A", "A-Za-z0-9") + r"[KS]IA[A-Z0-9]{16}(?![A-Za-z0-9])",
+        # K and S rather than the common I and A of prose ("I", "A").
+        r"K(?<=AK)(?=IA[A-Z0-9]{16})",
+        r"S(?<=AS)(?=IA[A-Z0-9]{16})",
     ),
     _builtin(
         "GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)",
         _start("g", "A-Za-z0-9_") + r"(?:h[pousr]_[A-Za-z0-9]{30,}|ithub_pat_[A-Za-z0-9_]{30,})",
+        r"_(?<=gh[pousr]_)(?=[A-Za-z0-9]{30})",
+        r"_(?<=github_)(?=pat_[A-Za-z0-9_]{30})",
     ),
     _builtin(
         "Slack tokens (xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xoxe-)",
         _start("x", "A-Za-z0-9-") + r"ox[abeprs]-[A-Za-z0-9-]{10,}",
+        r"-(?<=xox[abeprs]-)(?=[A-Za-z0-9-]{10})",
     ),
     _builtin(
         "Google API keys (AIza...)",
         _start("A", "A-Za-z0-9_-") + r"Iza[A-Za-z0-9_-]{30,}",
+        r"z(?<=AIz)(?=a[A-Za-z0-9_-]{30})",
     ),
     _builtin(
         "Stripe secret and restricted keys (sk_live_, rk_live_, sk_test_, rk_test_)",
         f"(?:{_start('s', 'A-Za-z0-9_')}|{_start('r', 'A-Za-z0-9_')}){_STRIPE}",
-        _start("s", "A-Za-z0-9_") + _STRIPE,
-        _start("r", "A-Za-z0-9_") + _STRIPE,
+        r"_(?<=k_)(?=(?:live|test)_[A-Za-z0-9]{10})",
     ),
     _builtin(
         "Bearer credentials (Authorization: Bearer <token>): the token",
         rf"(?:Bearer|bearer|BEARER)\s+(?P<secret>{_TOKEN68})",
-        rf"Bearer\s+{_TOKEN68}",
-        rf"bearer\s+{_TOKEN68}",
-        rf"BEARER\s+{_TOKEN68}",
+        # Prose nearly always has a "b": the look-ahead makes that candidate cheap.
+        rf"b(?=earer\s+{_TOKEN68_CHAR}{{8}})",
+        rf"B(?=earer\s+{_TOKEN68_CHAR}{{8}}|EARER\s+{_TOKEN68_CHAR}{{8}})",
     ),
     _builtin(
         "Basic credentials (Authorization: Basic <base64>): the base64",
         rf"(?:Basic|basic|BASIC)\s+(?P<secret>{_BASIC})",
-        rf"Basic\s+{_BASIC}",
-        rf"basic\s+{_BASIC}",
-        rf"BASIC\s+{_BASIC}",
+        r"b(?=asic\s+[A-Za-z0-9+/]{8})",
+        r"B(?=asic\s+[A-Za-z0-9+/]{8}|ASIC\s+[A-Za-z0-9+/]{8})",
     ),
     _builtin(
         "Passwords in URLs (scheme://user:PASSWORD@host): the password",
         r"://[^\s/@:]*:(?P<secret>[^\s/@]+)@",
-        r"://[^\s/@:]*:[^\s/@]+@",
+        r":(?=//[^\s/@:]*:[^\s/@]+@)",
     ),
 )
 
 #: The value patterns used unless configured otherwise (regex source strings).
 DEFAULT_PATTERNS: Final[tuple[str, ...]] = tuple(b.pattern for b in _BUILTINS)
-_DETECT_FORMS: Final[dict[str, tuple[str, ...]]] = {b.pattern: b.detect for b in _BUILTINS}
+_GUARDS: Final[dict[str, tuple[str, ...]]] = {b.pattern: b.guards for b in _BUILTINS}
 
 #: Containers nested deeper than this become the string ``"[max depth]"``.
 MAX_DEPTH: Final = 64
@@ -273,10 +286,28 @@ def key_words(key: str) -> tuple[str, ...]:
     return tuple(word.lower() for word in _WORD.findall(key))
 
 
+class _Guard(NamedTuple):
+    anchor: str  # a character that every match of the probe contains
+    probe: re.Pattern[str]  # starts with the anchor as a literal
+
+
 class _Matchers(NamedTuple):
     all: tuple[re.Pattern[str], ...]  # applied in order to a string that needs work
-    detector: re.Pattern[str] | None  # one alternation: does a string need work?
-    separate: tuple[re.Pattern[str], ...]  # patterns that cannot join it, searched alone
+    # Per pattern of ``all``: it can only match a string one of these passes on
+    # (None: no cheap condition is known, always run it).
+    guards: tuple[tuple[_Guard, ...] | None, ...]
+    # The guards of all guarded patterns, one probe per anchor character.
+    gate: tuple[_Guard, ...]
+    detector: re.Pattern[str] | None  # the unguarded patterns as one alternation
+    separate: tuple[re.Pattern[str], ...]  # unguarded ones that cannot join it
+
+
+class _Hot(NamedTuple):
+    """What the walk reads for every node, fetched once per container."""
+
+    plain_keys: dict[str, str]  # the keys of _key_cache that are not sensitive
+    texts: dict[str, str]
+    placeholder: str
 
 
 class _KeyIndex(NamedTuple):
@@ -319,6 +350,18 @@ def _combines(source: str) -> bool:
             return re.compile(f"(?:{source})").groups == 0
     except (re.error, Warning):
         return False
+
+
+def _guard(sources: Iterable[str]) -> _Guard:
+    """One probe for guard sources that share their anchor (first character)."""
+    sources = tuple(sources)
+    anchor = sources[0][0]
+    rest = "|".join(source[1:] for source in sources)
+    return _Guard(anchor, re.compile(f"{re.escape(anchor)}(?:{rest})"))
+
+
+def _passes(guards: tuple[_Guard, ...], value: str) -> bool:
+    return any(anchor in value and probe.search(value) for anchor, probe in guards)
 
 
 def _non_finite(value: float) -> str:
@@ -433,17 +476,27 @@ class Redaction:
     @cached_property
     def _matchers(self) -> _Matchers:
         compiled = tuple(re.compile(source) for source in self.patterns)
+        guards: list[tuple[_Guard, ...] | None] = []
+        by_anchor: dict[str, list[str]] = {}
         forms: list[str] = []
         separate: list[re.Pattern[str]] = []
         for pattern in compiled:
-            if pattern.pattern in _DETECT_FORMS:
-                forms.extend(_DETECT_FORMS[pattern.pattern])
-            elif _combines(pattern.pattern):
+            # Only a built-in's exact source has known guards: a compiled pattern
+            # with flags gets them inlined into its source, so it never matches.
+            sources = _GUARDS.get(pattern.pattern)
+            if sources is not None:
+                guards.append(tuple(_guard((source,)) for source in sources))
+                for source in sources:
+                    by_anchor.setdefault(source[0], []).append(source)
+                continue
+            guards.append(None)
+            if _combines(pattern.pattern):
                 forms.append(pattern.pattern)
             else:
                 separate.append(pattern)
+        gate = tuple(_guard(dict.fromkeys(group)) for group in by_anchor.values())
         detector = re.compile("|".join(f"(?:{form})" for form in forms)) if forms else None
-        return _Matchers(compiled, detector, tuple(separate))
+        return _Matchers(compiled, tuple(guards), gate, detector, tuple(separate))
 
     @cached_property
     def _key_index(self) -> _KeyIndex:
@@ -457,6 +510,14 @@ class Redaction:
     @cached_property
     def _text_cache(self) -> dict[str, str]:
         return {}
+
+    @cached_property
+    def _plain_keys(self) -> dict[str, str]:
+        return {}
+
+    @cached_property
+    def _hot(self) -> _Hot:
+        return _Hot(self._plain_keys, self._text_cache, self.placeholder)
 
     # -- public API --
 
@@ -495,6 +556,12 @@ class Redaction:
     # -- strings --
 
     def _text(self, value: str) -> str:
+        # The common case, nothing to replace or cut: the loop below would give
+        # this back after one pass (an inlined _sanitize saves a call).
+        if len(value) <= self.max_value_length:
+            clean = value if value.isascii() and "\x00" not in value else _sanitize(value)
+            if not self._has_match(clean):
+                return clean
         # Replace, then truncate, until nothing changes: a cut can complete a
         # match (a boundary that was a letter is now the marker), a custom
         # pattern can match the marker. This is what makes text() idempotent.
@@ -519,10 +586,14 @@ class Redaction:
         return value
 
     def _has_match(self, value: str) -> bool:
+        """False only when no pattern can match ``value``; True may be a false alarm."""
         matchers = self._matchers
+        for anchor, probe in matchers.gate:
+            if anchor in value and probe.search(value):
+                return True
         if matchers.detector is not None and matchers.detector.search(value):
             return True
-        return any(p.search(value) for p in matchers.separate)
+        return bool(matchers.separate) and any(p.search(value) for p in matchers.separate)
 
     def _replace(self, value: str) -> str:
         placeholder = self.placeholder
@@ -538,8 +609,12 @@ class Redaction:
                 return ""  # an empty match redacts nothing (and must not insert)
             return placeholder
 
-        for compiled in self._matchers.all:
-            value = compiled.sub(substitute, value)
+        matchers = self._matchers
+        for compiled, guards in zip(matchers.all, matchers.guards, strict=True):
+            # On the string as it is now: an earlier replacement may have made
+            # a match possible.
+            if guards is None or _passes(guards, value):
+                value = compiled.sub(substitute, value)
         return value
 
     def _truncate(self, value: str, total: int) -> str:
@@ -580,9 +655,13 @@ class Redaction:
             return hit
         result = (self._match_key(key), self.text(key))
         if len(key) <= _CACHE_MAX_KEY:
+            plain = self._plain_keys
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
+                plain.clear()
             cache[key] = result
+            if not result[0]:
+                plain[key] = result[1]
         return result
 
     def _match_key(self, key: str) -> bool:
@@ -604,7 +683,13 @@ class Redaction:
         return self.text(f"<unrepresentable {_type_name(value)}>")
 
     def _walk(self, value: Any, depth: int, ancestors: set[int]) -> Any:
+        # Containers first: strings and scalars inside them are handled inline,
+        # so apply() on a record is what mostly comes here.
         kind = type(value)
+        if kind is dict:
+            return self._walk_mapping(value, depth, ancestors)
+        if kind is list or kind is tuple:
+            return self._walk_items(value, depth, ancestors, True)
         if kind is str:
             return self.text(value)
         if value is None or kind is bool:
@@ -613,10 +698,6 @@ class Redaction:
             return value if _INT64_MIN <= value <= _INT64_MAX else self.text(_int_text(value))
         if kind is float:
             return value if math.isfinite(value) else _non_finite(value)
-        if kind is dict:
-            return self._walk_mapping(value, depth, ancestors)
-        if kind is list or kind is tuple:
-            return self._walk_items(value, depth, ancestors, ordered=True)
         try:
             return self._walk_other(value, depth, ancestors)
         except Exception:
@@ -636,9 +717,9 @@ class Redaction:
         if isinstance(value, Mapping):
             return self._walk_mapping(value, depth, ancestors)
         if isinstance(value, (list, tuple, collections.deque)):
-            return self._walk_items(value, depth, ancestors, ordered=True)
+            return self._walk_items(value, depth, ancestors, True)
         if isinstance(value, (set, frozenset)):
-            return self._walk_items(value, depth, ancestors, ordered=False)
+            return self._walk_items(value, depth, ancestors, False)
         if isinstance(value, (date, time)):  # datetime is a date
             return self.text(value.isoformat())
         if isinstance(value, (Decimal, uuid.UUID, PurePath)):
@@ -675,6 +756,11 @@ class Redaction:
         finally:
             ancestors.discard(identity)
 
+    # _walk_mapping and _walk_items handle the common nodes (a key seen before, a
+    # short string, a plain scalar, a dict or list) inline: a call per node was
+    # most of the walk's cost. A container joins ``ancestors`` only once it walks
+    # a child that can recurse; before that, nothing below it can look.
+
     def _walk_mapping(
         self,
         value: Mapping[Any, Any],
@@ -687,20 +773,54 @@ class Redaction:
             return _CIRCULAR_TEXT
         if depth >= MAX_DEPTH:
             return _MAX_DEPTH_TEXT
-        items = list(value.items())  # a snapshot: the caller's thread may still mutate it
-        ancestors.add(identity)
+        # A snapshot: the caller's thread may still mutate it (dict.copy() is one
+        # C call, and iterating the copy reuses its item tuple).
+        items = value.copy().items() if type(value) is dict else [*value.items()]
+        plain_keys, texts, placeholder = self._hot
+        depth += 1
+        result: dict[str, Any] = {}
+        entered = False
         try:
-            result: dict[str, Any] = {}
             for raw_key, item in items:
-                sensitive, key = self._key(self._key_text(raw_key))
+                # A key seen before and not sensitive: what to store it as.
+                key = plain_keys.get(raw_key) if type(raw_key) is str else None
+                if key is None:
+                    sensitive, key = self._key(self._key_text(raw_key))
+                    if sensitive:
+                        if key in result:
+                            key = self._unique_key(key, result)
+                        result[key] = placeholder
+                        continue
                 if key in result:
                     key = self._unique_key(key, result)
-                result[key] = (
-                    self.placeholder if sensitive else self._walk(item, depth + 1, ancestors)
-                )
+                kind = type(item)
+                if kind is str:
+                    if len(item) > _CACHE_MAX_TEXT:
+                        result[key] = self._text(item)
+                    else:
+                        text = texts.get(item)
+                        result[key] = self.text(item) if text is None else text
+                elif (
+                    item is None
+                    or kind is bool
+                    or (kind is float and isfinite(item))
+                    or (kind is int and _INT64_MIN <= item <= _INT64_MAX)
+                ):
+                    result[key] = item
+                else:
+                    if not entered:
+                        ancestors.add(identity)
+                        entered = True
+                    if kind is dict:
+                        result[key] = self._walk_mapping(item, depth, ancestors)
+                    elif kind is list:
+                        result[key] = self._walk_items(item, depth, ancestors, True)
+                    else:
+                        result[key] = self._walk(item, depth, ancestors)
             return result
         finally:
-            ancestors.discard(identity)
+            if entered:
+                ancestors.discard(identity)
 
     def _unique_key(self, key: str, taken: Mapping[str, Any]) -> str:
         """Two keys that became the same string (1 and "1", two redacted keys) both stay."""
@@ -713,21 +833,51 @@ class Redaction:
             number += 1
 
     def _walk_items(
-        self, value: Iterable[Any], depth: int, ancestors: set[int], *, ordered: bool
+        self, value: Iterable[Any], depth: int, ancestors: set[int], ordered: bool
     ) -> Any:
         identity = id(value)
         if identity in ancestors:
             return _CIRCULAR_TEXT
         if depth >= MAX_DEPTH:
             return _MAX_DEPTH_TEXT
-        items = list(value)
+        items = [*value]
         if not ordered:
             items.sort(key=self._sort_key)
-        ancestors.add(identity)
+        texts = self._text_cache
+        depth += 1
+        result: list[Any] = []
+        append = result.append
+        entered = False
         try:
-            return [self._walk(item, depth + 1, ancestors) for item in items]
+            for item in items:
+                kind = type(item)
+                if kind is str:
+                    if len(item) > _CACHE_MAX_TEXT:
+                        append(self._text(item))
+                    else:
+                        text = texts.get(item)
+                        append(self.text(item) if text is None else text)
+                elif (
+                    item is None
+                    or kind is bool
+                    or (kind is float and isfinite(item))
+                    or (kind is int and _INT64_MIN <= item <= _INT64_MAX)
+                ):
+                    append(item)
+                else:
+                    if not entered:
+                        ancestors.add(identity)
+                        entered = True
+                    if kind is dict:
+                        append(self._walk_mapping(item, depth, ancestors))
+                    elif kind is list:
+                        append(self._walk_items(item, depth, ancestors, True))
+                    else:
+                        append(self._walk(item, depth, ancestors))
+            return result
         finally:
-            ancestors.discard(identity)
+            if entered:
+                ancestors.discard(identity)
 
     @staticmethod
     def _sort_key(value: object) -> str:
