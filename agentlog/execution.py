@@ -7,6 +7,7 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -92,57 +93,16 @@ class Execution:
 
         Made on the caller's thread for every agent call, so it sets two
         attributes and nothing else. The fields with factories (``id``,
-        ``metadata``), the timing that ``track()`` records as raw clock
-        readings (``started_at``, ``completed_at``, ``duration_ms``) and
-        ``total_tokens`` (the sum of the parts unless set) are made on first
-        access (``__getattr__``): for most records, on the flusher thread.
+        ``metadata``) and the timing that ``track()`` leaves as raw clock
+        readings (``started_at``, ``completed_at``, ``duration_ms``) are made
+        when first read (see ``_lazy_field``): for most records, on the
+        flusher thread.
         """
         execution = _new_object(cls)
         values = execution.__dict__
         values["agent"] = agent
         values["model"] = model
         return execution
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for an attribute found neither on the instance nor on the
-        # class: the lazy fields of a record from ``begin()``. ``setdefault`` is
-        # atomic, so the caller's thread and the flusher reading a field at the
-        # same moment still agree on one value.
-        values = self.__dict__
-        if name == "id":
-            return values.setdefault("id", new_id(values.get(STARTED_NS)))
-        if name == "metadata":
-            return values.setdefault("metadata", {})
-        if name == "total_tokens":
-            # Unless set explicitly, the sum of the parts, kept current by usage().
-            input_tokens = values.get("input_tokens")
-            output_tokens = values.get("output_tokens")
-            if input_tokens is None and output_tokens is None:
-                return None
-            try:
-                return (input_tokens or 0) + (output_tokens or 0)
-            except TypeError:  # a bad count: to_wire reports it when it serializes the record
-                return None
-        if name == "started_at":
-            started_ns = values.get(STARTED_NS)
-            if started_ns is None:
-                return None
-            return values.setdefault(name, from_wall_ns(started_ns))
-        if name in ("completed_at", "duration_ms"):
-            finished = values.get(FINISHED)
-            if finished is None:
-                return None
-            seconds, completed_ns = finished
-            # Rounded to the microsecond: finer digits are clock noise (and under
-            # freezegun, float error: a 0.1 s tick would read 100.00000023 ms).
-            if name == "duration_ms":
-                return values.setdefault(name, round(seconds * 1000.0, 3))
-            return values.setdefault(name, from_wall_ns(completed_ns))
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def __post_init__(self) -> None:
-        if self.__dict__.get("total_tokens", 0) is None:
-            del self.__dict__["total_tokens"]  # derived, as for a record from begin()
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy or a pickle must carry this record's id and times, not make its own.
@@ -198,9 +158,87 @@ FIELD_NAMES_ORDERED: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(
 # (duration in seconds, wall clock) pair.
 STARTED_NS = "_started_ns"
 FINISHED = "_finished"
-_LAZY_FIELDS = ("id", "metadata", "started_at", "completed_at", "duration_ms")
-# Without a class attribute, a record that lacks these fields reaches __getattr__
-# (the generated __init__ keeps None as their default).
-for _name in ("started_at", "completed_at", "duration_ms", "total_tokens"):
-    delattr(Execution, _name)
+
+
+def _made_id(values: dict[str, Any]) -> uuid.UUID:
+    return new_id(values.get(STARTED_NS))
+
+
+def _made_metadata(values: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def _made_started_at(values: dict[str, Any]) -> datetime | None:
+    started_ns = values.get(STARTED_NS)
+    return None if started_ns is None else from_wall_ns(started_ns)
+
+
+def _made_completed_at(values: dict[str, Any]) -> datetime | None:
+    finished = values.get(FINISHED)
+    return None if finished is None else from_wall_ns(finished[1])
+
+
+def _made_duration_ms(values: dict[str, Any]) -> float | None:
+    finished = values.get(FINISHED)
+    # Rounded to the microsecond: finer digits are clock noise (and under
+    # freezegun, float error: a 0.1 s tick would read 100.00000023 ms).
+    return None if finished is None else round(finished[0] * 1000.0, 3)
+
+
+def _lazy_field(name: str, make: Callable[[dict[str, Any]], Any]) -> property:
+    """A field that, while unset, is made from the record on first read.
+
+    A property rather than ``__getattr__``: a class with ``__getattr__`` makes
+    every attribute read of every record slower (CPython cannot specialize
+    them), on the caller's thread too. A value that cannot be made yet (the
+    end of a record still running) reads as None and is not kept.
+    ``setdefault`` is atomic, so two threads reading a new id at the same
+    moment still agree on one.
+    """
+
+    def get(self: Execution) -> Any:
+        values = self.__dict__
+        try:
+            return values[name]
+        except KeyError:
+            value = make(values)
+            return None if value is None else values.setdefault(name, value)
+
+    def set_(self: Execution, value: Any) -> None:
+        self.__dict__[name] = value
+
+    return property(get, set_)
+
+
+def _total_tokens(self: Execution) -> int | None:
+    # Unless set, the sum of the parts: it follows usage() at no cost to it.
+    values = self.__dict__
+    total = values.get("total_tokens")
+    if total is not None:
+        return total  # type: ignore[no-any-return]
+    input_tokens = values.get("input_tokens")
+    output_tokens = values.get("output_tokens")
+    if input_tokens is None and output_tokens is None:
+        return None
+    try:
+        return (input_tokens or 0) + (output_tokens or 0)
+    except TypeError:  # a bad count: to_wire reports it when it serializes the record
+        return None
+
+
+def _set_total_tokens(self: Execution, value: int | None) -> None:
+    self.__dict__["total_tokens"] = value
+
+
+_LAZY_FIELDS = {
+    "id": _made_id,
+    "metadata": _made_metadata,
+    "started_at": _made_started_at,
+    "completed_at": _made_completed_at,
+    "duration_ms": _made_duration_ms,
+}
+for _name, _make in _LAZY_FIELDS.items():
+    setattr(Execution, _name, _lazy_field(_name, _make))
+# Execution.total_tokens (a dataclass field) becomes this property.
+setattr(Execution, "total_tokens", property(_total_tokens, _set_total_tokens))  # noqa: B010
 FIELD_NAMES: frozenset[str] = frozenset(FIELD_NAMES_ORDERED)

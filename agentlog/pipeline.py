@@ -30,8 +30,11 @@ logger = logging.getLogger("agentlog")
 
 # Batches handed to Redis in one pipeline round trip.
 BATCHES_PER_ROUND = 16
-# Records serialized between two offers of the GIL to the application's threads (~0.5 ms).
-YIELD_EVERY = 8
+# Seconds of serializing between two offers of the GIL to the application's
+# threads. time.sleep(0) is how a thread offers it; it costs ~60 µs here (the
+# kernel's timer slack), which after every few records was a tenth of the
+# flusher's time, so it is paid once per millisecond of work instead.
+YIELD_AFTER = 0.001
 # Seconds between two "falling back to sync" warnings (the others go to DEBUG).
 FALLBACK_LOG_INTERVAL = 10.0
 
@@ -200,12 +203,15 @@ class Pipeline:
 
     def _serialize(self, batch: list[Execution]) -> list[Wire]:
         wires = []
-        for number, execution in enumerate(batch, start=1):
-            wires.append(to_wire(execution, self.config))
-            if number % YIELD_EVERY == 0 and not self.eager:
+        config = self.config
+        offer_at = deadline_clock() + YIELD_AFTER
+        for execution in batch:
+            wires.append(to_wire(execution, config))
+            if deadline_clock() >= offer_at and not self.eager:
                 # Hand the GIL to an application thread that wants it, instead of
                 # holding it for a whole switch interval (5 ms) of redaction.
                 time.sleep(0)
+                offer_at = deadline_clock() + YIELD_AFTER
         return wires
 
     def _hand_on(self, batches: list[list[Execution]]) -> None:

@@ -31,6 +31,15 @@ INT_FIELDS = ("input_tokens", "output_tokens", "total_tokens", "cached_tokens")
 COST_FIELDS = ("input_cost", "output_cost", "total_cost")
 TIME_FIELDS = ("started_at", "completed_at")
 UUID_FIELDS = ("id", "parent_id")
+_OPTIONAL_TEXT_FIELDS = (
+    "model",
+    "provider",
+    "finish_reason",
+    "error_class",
+    "trace_id",
+    "request_id",
+    "tenant_id",
+)
 # Bounded text columns: longer values are cut to fit instead of failing the insert.
 STRING_LIMITS: dict[str, int] = {
     column.name: column.type.length  # type: ignore[attr-defined]
@@ -109,20 +118,17 @@ def to_wire(execution: Execution, config: Config) -> Wire:
         "agent": _short_text("agent", execution.agent, config) or "unknown",
         "status": _short_text("status", execution.status, config) or "success",
     }
-    for name in (
-        "model",
-        "provider",
-        "finish_reason",
-        "error_class",
-        "trace_id",
-        "request_id",
-        "tenant_id",
-    ):
-        wire[name] = _short_text(name, getattr(execution, name), config)
+    for name in _OPTIONAL_TEXT_FIELDS:
+        value = getattr(execution, name)
+        # Most are unset: skip the call for them (this runs for every record).
+        wire[name] = None if value is None else _short_text(name, value, config)
     wire["trace_id"] = wire["trace_id"] or wire["id"]
     for name in TIME_FIELDS:
         value = getattr(execution, name)
-        wire[name] = _utc(value).isoformat() if isinstance(value, datetime) else None
+        if isinstance(value, datetime):
+            wire[name] = (value if value.tzinfo is timezone.utc else _utc(value)).isoformat()
+        else:
+            wire[name] = None
     # A row needs a start; a record made by hand may have none (or not a datetime).
     wire["started_at"] = wire["started_at"] or wire["completed_at"] or utcnow().isoformat()
     wire["duration_ms"] = _float_or_none("duration_ms", execution.duration_ms)
