@@ -28,8 +28,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("agentlog")
 
-# Batches handed to Redis in one pipeline round trip.
+# Batches handed to Redis in one pipeline round trip, and the records a round
+# may hold: small batches share a round trip, but a full batch is not held
+# back while others are serialized (a worker would sit idle meanwhile).
 BATCHES_PER_ROUND = 16
+RECORDS_PER_ROUND = 500
 # Seconds of serializing between two offers of the GIL to the application's
 # threads. time.sleep(0) is how a thread offers it; it costs ~60 µs here (the
 # kernel's timer slack), which after every few records was a tenth of the
@@ -175,7 +178,8 @@ class Pipeline:
     def _take_batches(self) -> list[list[Execution]]:
         batches: list[list[Execution]] = []
         size = self.config.batch_size
-        while self._buffer and len(batches) < BATCHES_PER_ROUND:
+        taken = 0
+        while self._buffer and len(batches) < BATCHES_PER_ROUND and taken < RECORDS_PER_ROUND:
             batch: list[Execution] = []
             try:
                 while len(batch) < size:
@@ -184,6 +188,7 @@ class Pipeline:
                 pass
             if batch:
                 batches.append(batch)
+                taken += len(batch)
         return batches
 
     def _drain(self) -> None:
