@@ -26,7 +26,6 @@ _MS_MASK = (1 << 48) - 1
 _RAND_B_MASK = (1 << 62) - 1
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # an Enum member lookup costs ~0.6 µs
 _set_slot = object.__setattr__
-_new_object = object.__new__
 
 
 def _reseed_after_fork() -> None:
@@ -86,23 +85,6 @@ class Execution:
     parent_id: uuid.UUID | None = None
     tenant_id: str | None = None
     id: uuid.UUID = field(default_factory=new_id)
-
-    @classmethod
-    def begin(cls, agent: str, model: str | None) -> Execution:
-        """A new record with every other field at its default, for ``track()``.
-
-        Made on the caller's thread for every agent call, so it sets two
-        attributes and nothing else. The fields with factories (``id``,
-        ``metadata``) and the timing that ``track()`` leaves as raw clock
-        readings (``started_at``, ``completed_at``, ``duration_ms``) are made
-        when first read (see ``_lazy_field``): for most records, on the
-        flusher thread.
-        """
-        execution = _new_object(cls)
-        values = execution.__dict__
-        values["agent"] = agent
-        values["model"] = model
-        return execution
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy or a pickle must carry this record's id and times, not make its own.
@@ -187,6 +169,12 @@ def _made_duration_ms(values: dict[str, Any]) -> float | None:
 
 def _lazy_field(name: str, make: Callable[[dict[str, Any]], Any]) -> property:
     """A field that, while unset, is made from the record on first read.
+
+    ``track()`` makes a record per agent call on the caller's thread and sets
+    only what it was given: ``id`` and ``metadata`` (the fields with
+    factories) and the timing it leaves as raw clock readings
+    (``started_at``, ``completed_at``, ``duration_ms``) are made here, for
+    most records on the flusher thread.
 
     A property rather than ``__getattr__``: a class with ``__getattr__`` makes
     every attribute read of every record slower (CPython cannot specialize

@@ -23,6 +23,7 @@ _current: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
 _MANAGED = frozenset({"id", "agent", "status", "started_at", "completed_at", "duration_ms"})
 _TRACKABLE = FIELD_NAMES - _MANAGED
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
+_new_record = object.__new__
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,12 +60,15 @@ class track:
 
     def __init__(self, agent: str, *, model: str | None = None, **fields: Any) -> None:
         self._token: contextvars.Token[Execution | None] | None = None
-        self._start = 0.0
-        self._execution = execution = Execution.begin(agent, model)
+        # Only what was given: the other fields are made when first read (execution.py).
+        self._execution = execution = _new_record(Execution)
+        values = execution.__dict__
+        values["agent"] = agent
+        values["model"] = model
         if fields:
             if not fields.keys() <= _TRACKABLE:
                 fields = _unknown_fields_into_metadata(fields)
-            execution.__dict__.update(fields)
+            values.update(fields)
             if "metadata" in fields and fields["metadata"] is None:
                 execution.metadata = {}
 

@@ -146,7 +146,6 @@ def hot_path_pieces() -> dict[str, float]:
             AGENT, model=MODEL, parameters=PARAMETERS, prompt=PROMPT, tenant_id=TENANT
         ),
         "  known-fields check": lambda: fields.keys() <= tracking._TRACKABLE,
-        "  Execution.begin(agent, model)": lambda: Execution.begin(AGENT, MODEL),
         "clock.wall_clock_ns() (twice)": wall_clock_ns,
         "clock.duration_clock() (twice)": duration_clock,
         "flusher, not the caller: new_id()": new_id,
