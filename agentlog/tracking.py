@@ -61,16 +61,16 @@ class track:
     def __init__(self, agent: str, *, model: str | None = None, **fields: Any) -> None:
         self._token: contextvars.Token[Execution | None] | None = None
         # Only what was given: the other fields are made when first read (execution.py).
-        self._execution = execution = _new_record(Execution)
-        values = execution.__dict__
-        values["agent"] = agent
-        values["model"] = model
         if fields:
             if not fields.keys() <= _TRACKABLE:
                 fields = _unknown_fields_into_metadata(fields)
-            values.update(fields)
             if "metadata" in fields and fields["metadata"] is None:
-                execution.metadata = {}
+                fields["metadata"] = {}
+        fields["agent"] = agent
+        fields["model"] = model
+        self._execution = execution = _new_record(Execution)
+        # The keyword arguments' dict is new at every call: it becomes the record's own.
+        execution.__dict__ = fields
 
     @property
     def execution(self) -> Execution:

@@ -210,6 +210,12 @@ def test_caller_objects_are_not_mutated(sync_db: str) -> None:
     with agentlog.track("bot") as run:
         run.parameters = params
     assert params == {"api_key": "secret-value", "nested": {"password": "p"}}
+    # The record keeps its own copy of what was passed with ** (track() adopts its kwargs).
+    fields = {"tenant_id": "acme", "metadata": None}
+    with agentlog.track("bot", **fields) as run:
+        run.metadata["step"] = 1
+    assert fields == {"tenant_id": "acme", "metadata": None}
+    assert (run.agent, run.tenant_id, run.metadata) == ("bot", "acme", {"step": 1})
 
 
 class Unprintable:
