@@ -17,6 +17,7 @@ D. what a worker spends per job and per row (``Store.insert_many`` at several
 from __future__ import annotations
 
 import argparse
+import collections
 import contextvars
 import datetime
 import json
@@ -28,7 +29,7 @@ import time
 import timeit
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from rich.console import Console
@@ -121,6 +122,52 @@ def hot_path_phases(calls: int, rate: float) -> dict[str, float]:
     finally:
         runtime.submit = original
     return {name: statistics.median(values) / 1000 for name, values in phases.items()}
+
+
+class MinimalTrack:
+    """The smallest context manager with ``track()``'s API and job (not agentlog's code).
+
+    Keyword arguments into a record, a context variable, two clocks, a deque
+    append; no error handling, nesting, buffer bound or flusher. A floor for
+    what a pure-Python hot path of this shape costs on this machine.
+    """
+
+    __slots__ = ("_execution", "_start", "_token")
+    current: ClassVar[contextvars.ContextVar[Any]] = contextvars.ContextVar("minimal")
+    buffer: ClassVar[collections.deque[Execution]] = collections.deque()
+
+    def __init__(self, agent: str, *, model: str | None = None, **fields: Any) -> None:
+        fields["agent"] = agent
+        fields["model"] = model
+        self._execution = execution = object.__new__(Execution)
+        execution.__dict__ = fields
+
+    def __enter__(self) -> Execution:
+        self._token = self.current.set(self._execution)
+        self._start = time.perf_counter()
+        return self._execution
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._execution.__dict__["_finished"] = (time.perf_counter() - self._start, time.time_ns())
+        self.current.reset(self._token)
+        self.buffer.append(self._execution)
+
+
+def minimal_track_paced(calls: int, rate: float) -> float:
+    """Median µs of a paced call through ``MinimalTrack``, with part A's body."""
+    samples = []
+    wait = _pace(1.0 / rate)
+    for _ in range(calls):
+        wait()
+        start = perf_ns()
+        with MinimalTrack(
+            AGENT, model=MODEL, parameters=PARAMETERS, prompt=PROMPT, tenant_id=TENANT
+        ) as run:
+            run.usage(input_tokens=INPUT_TOKENS, output_tokens=OUTPUT_TOKENS)
+            run.response = RESPONSE
+        samples.append(perf_ns() - start)
+    MinimalTrack.buffer.clear()
+    return statistics.median(samples) / 1000
 
 
 def hot_path_pieces() -> dict[str, float]:
@@ -402,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
                 spool_dir=workdir,
             )
             phases = hot_path_phases(args.calls, args.rate)
+            phases["floor: MinimalTrack, same body (not agentlog)"] = minimal_track_paced(
+                args.calls, args.rate
+            )
             agentlog.flush(60)
             agentlog.configure(
                 mode="async",
