@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, String, create_engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, String, create_engine, event, func, inspect, select
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -34,8 +35,12 @@ from agentlog.serialize import (
 
 logger = logging.getLogger("agentlog")
 
-# Rows per INSERT statement; a batch larger than this still commits as one transaction.
-CHUNK_SIZE = 500
+# Rows per INSERT statement; a batch larger than this still commits as one
+# transaction. On PostgreSQL the statements of a batch go out in pipeline mode,
+# so the worker converts a chunk while the server inserts the one before:
+# at 125 rows a 500-row batch costs ~30% less time per row than one statement
+# (92 -> 65 µs a row, /tmp/exp/pipe2.py in the commit that set it).
+CHUNK_SIZE = 125
 
 
 _SQLITE_INSERT = (
@@ -87,6 +92,40 @@ def _pg_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any] | None]:
         else:
             columns[name] = [None if v is None else convert(v) for v in values]
     return columns
+
+
+def _valid_chunks(records: Iterable[Wire]) -> Iterator[list[dict[str, Any]]]:
+    """Column values of the records, CHUNK_SIZE at a time, converted as they are consumed.
+
+    A record that cannot be stored is counted, logged with the reason and left out.
+    """
+    chunk: list[dict[str, Any]] = []
+    for record in records:
+        try:
+            chunk.append(to_row(record))
+        except BadRecord as exc:
+            counters.incr("dropped")
+            counters.incr("errors")
+            logger.error("agentlog: dropped a bad record (%s)", exc)
+            continue
+        if len(chunk) == CHUNK_SIZE:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _insert_pipelined(connection: Connection, chunks: Iterable[list[dict[str, Any]]]) -> int:
+    # In psycopg's pipeline mode each statement is sent without waiting for the
+    # server, so the next chunk is converted (the generator) while it inserts.
+    # The statements still go through SQLAlchemy and its cursor events.
+    results = []
+    with connection.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+        for chunk in chunks:
+            results.append(connection.exec_driver_sql(_PG_INSERT, _pg_columns(chunk)))
+    # Known once the pipeline has synced: the rows each INSERT ... ON CONFLICT
+    # DO NOTHING added (SQLAlchemy read its rowcount before they were).
+    return sum(result.context.cursor.rowcount for result in results)
 
 
 class SchemaMissing(RuntimeError):
@@ -171,29 +210,19 @@ class Store:
         Returns how many rows were new. Records that cannot be stored are
         logged with the reason and left out; the others are still written.
         """
-        rows = []
-        for record in records:
-            try:
-                rows.append(to_row(record))
-            except BadRecord as exc:
-                counters.incr("dropped")
-                counters.incr("errors")
-                logger.error("agentlog: dropped a bad record (%s)", exc)
-        if not rows:
+        chunks = _valid_chunks(records)
+        first = next(chunks, None)
+        if first is None:
             return 0
-        inserted = 0
         with self._lock:
             self._ensure_schema()
             with self.engine.begin() as connection:
-                for start in range(0, len(rows), CHUNK_SIZE):
-                    chunk = rows[start : start + CHUNK_SIZE]
-                    if self.dialect == "postgresql":
-                        # The rowcount of INSERT ... ON CONFLICT DO NOTHING counts new rows only.
-                        result = connection.exec_driver_sql(_PG_INSERT, _pg_columns(chunk))
-                        inserted += result.rowcount
-                    else:
-                        inserted += len(connection.execute(_SQLITE_INSERT, chunk).all())
-        return inserted
+                if self.dialect == "postgresql":
+                    return _insert_pipelined(connection, itertools.chain([first], chunks))
+                return sum(
+                    len(connection.execute(_SQLITE_INSERT, chunk).all())
+                    for chunk in itertools.chain([first], chunks)
+                )
 
     def executions(
         self,

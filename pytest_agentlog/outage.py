@@ -252,7 +252,7 @@ class AgentlogOutage:
     def database(
         self, kind: Kind = "connection", times: int | None = None, after: int = 0
     ) -> Outage:
-        """Make the store's INSERT statements fail (one statement per 500 rows of a batch)."""
+        """Make the store's INSERTs fail (one per ``agentlog.store.CHUNK_SIZE`` rows of a batch)."""
         return self._database_gate.open(kind, times, after)
 
     @property

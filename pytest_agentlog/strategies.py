@@ -560,7 +560,7 @@ def batches(
 ) -> st.SearchStrategy[list[Execution]]:
     """Lists of ``executions()`` for batch-insert properties.
 
-    Sizes around ``agentlog.store.CHUNK_SIZE`` (500 rows per statement) are
+    Sizes around ``agentlog.store.CHUNK_SIZE`` (rows per INSERT statement) are
     drawn often when ``max_size`` reaches them; with ``duplicates`` some ids
     repeat (a later copy may differ: the first one stored wins). Every id and
     ``started_at`` is otherwise distinct, so the batch order is the time order.

@@ -398,7 +398,7 @@ def test_database_outage_mid_batch_rolls_the_whole_batch_back(
     with agentlog_outage.database(after=1, times=1) as outage:
         assert writer.store(wires, config) is False  # the second statement failed
     assert (outage.calls, outage.failures) == (2, 1)
-    assert agentlog.rows() == []  # one transaction: the first 500 rows went too
+    assert agentlog.rows() == []  # one transaction: the first chunk was rolled back too
     assert len(agentlog.spooled) == CHUNK_SIZE + 100
 
 
