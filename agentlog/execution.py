@@ -142,6 +142,18 @@ STARTED_NS = "_started_ns"
 FINISHED = "_finished"
 
 
+def raw_times(execution: Execution) -> tuple[int | None, int | None]:
+    """The wall-clock readings ``started_at`` and ``completed_at`` would be made from.
+
+    (None for a field that was set, or that ``track()`` did not time.) Lets
+    ``to_wire`` format them without making the ``datetime`` fields.
+    """
+    values = execution.__dict__
+    started_ns = None if "started_at" in values else values.get(STARTED_NS)
+    finished = None if "completed_at" in values else values.get(FINISHED)
+    return started_ns, None if finished is None else finished[1]
+
+
 def _made_id(values: dict[str, Any]) -> uuid.UUID:
     return new_id(values.get(STARTED_NS))
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from agentlog.clock import utcnow
+from agentlog.clock import iso_from_wall_ns, utcnow
 from agentlog.config import Config
-from agentlog.execution import FIELD_NAMES, Execution
+from agentlog.execution import FIELD_NAMES, Execution, raw_times
 from agentlog.pricing import compute_costs
 from agentlog.schema import executions as table
 
@@ -123,7 +123,10 @@ def to_wire(execution: Execution, config: Config) -> Wire:
         # Most are unset: skip the call for them (this runs for every record).
         wire[name] = None if value is None else _short_text(name, value, config)
     wire["trace_id"] = wire["trace_id"] or wire["id"]
-    for name in TIME_FIELDS:
+    for name, raw_ns in zip(TIME_FIELDS, raw_times(execution), strict=True):
+        if raw_ns is not None:
+            wire[name] = iso_from_wall_ns(raw_ns)
+            continue
         value = getattr(execution, name)
         if isinstance(value, datetime):
             wire[name] = (value if value.tzinfo is timezone.utc else _utc(value)).isoformat()

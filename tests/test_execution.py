@@ -10,9 +10,13 @@ from datetime import timezone
 from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import agentlog
+from agentlog.clock import from_wall_ns, iso_from_wall_ns
 from agentlog.execution import new_id
+from agentlog.serialize import to_wire
 
 
 def test_ids_are_time_ordered_uuid7() -> None:
@@ -150,3 +154,21 @@ def test_a_missing_attribute_is_still_an_attribute_error() -> None:
     record = _tracked_record()
     with pytest.raises(AttributeError, match="no attribute 'colour'"):
         record.colour  # noqa: B018
+
+
+@given(st.integers(min_value=-(2**62), max_value=2**62))
+def test_iso_from_wall_ns_formats_as_the_datetime_would(ns: int) -> None:
+    assert iso_from_wall_ns(ns) == from_wall_ns(ns).isoformat()
+    assert (
+        iso_from_wall_ns(ns - ns % 1_000_000_000)
+        == from_wall_ns(ns).replace(microsecond=0).isoformat()
+    )
+
+
+def test_the_wire_times_of_a_tracked_record_match_its_fields() -> None:
+    record = _tracked_record()
+    wire = to_wire(record, agentlog.Config())
+    assert wire["started_at"] == record.started_at.isoformat()
+    assert wire["completed_at"] == record.completed_at.isoformat()
+    record.started_at = record.started_at.replace(year=2001)  # set explicitly: that one wins
+    assert to_wire(record, agentlog.Config())["started_at"].startswith("2001-")
