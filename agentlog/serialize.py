@@ -137,10 +137,14 @@ def to_wire(execution: Execution, config: Config) -> Wire:
     wire["duration_ms"] = _float_or_none("duration_ms", execution.duration_ms)
     for name in INT_FIELDS:
         wire[name] = _int_or_none(name, getattr(execution, name))
-    if wire["total_tokens"] is None and (
-        wire["input_tokens"] is not None or wire["output_tokens"] is not None
+    if (
+        wire["total_tokens"] is None
+        and execution.total_tokens is None  # else it was out of range, and reported
+        and (wire["input_tokens"] is not None or wire["output_tokens"] is not None)
     ):
-        wire["total_tokens"] = (wire["input_tokens"] or 0) + (wire["output_tokens"] or 0)
+        # The parts as stored (a count given as text, say, is one once normalized).
+        total = (wire["input_tokens"] or 0) + (wire["output_tokens"] or 0)
+        wire["total_tokens"] = _int_or_none("total_tokens", total)
     for name in COST_FIELDS:
         wire[name] = _decimal_text(name, getattr(execution, name))
     if (
@@ -221,8 +225,14 @@ def to_row(wire: Any) -> dict[str, Any]:
             except InvalidOperation as exc:
                 raise BadRecord(f"{name}={row[name]!r} is not a number") from exc
     for name in INT_FIELDS:
-        if row[name] is not None and not isinstance(row[name], int):
-            raise BadRecord(f"{name}={row[name]!r} is not an integer")
+        value = row[name]
+        if value is None:
+            continue
+        if not isinstance(value, int):
+            raise BadRecord(f"{name}={value!r} is not an integer")
+        if not 0 <= value <= INT32_MAX:
+            # The column is a 32-bit integer: the server would fail the whole batch.
+            raise BadRecord(f"{name}={value!r} is out of range (0 to {INT32_MAX})")
     return row
 
 

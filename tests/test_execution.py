@@ -172,3 +172,24 @@ def test_the_wire_times_of_a_tracked_record_match_its_fields() -> None:
     assert wire["completed_at"] == record.completed_at.isoformat()
     record.started_at = record.started_at.replace(year=2001)  # set explicitly: that one wins
     assert to_wire(record, agentlog.Config())["started_at"].startswith("2001-")
+
+
+def test_a_total_past_the_column_is_stored_as_null_not_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    record = agentlog.Execution(agent="bot", input_tokens=1, output_tokens=2**31 - 1)
+    assert record.total_tokens == 2**31
+    wire = to_wire(record, agentlog.Config())
+    assert (wire["input_tokens"], wire["output_tokens"], wire["total_tokens"]) == (
+        1,
+        2**31 - 1,
+        None,
+    )
+    assert caplog.text.count("total_tokens=2147483648 is out of range; stored as NULL") == 1
+    # A count given as text is one once normalized, and the total follows it.
+    assert (
+        to_wire(agentlog.Execution(agent="bot", input_tokens="5"), agentlog.Config())[  # type: ignore[arg-type]
+            "total_tokens"
+        ]
+        == 5
+    )

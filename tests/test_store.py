@@ -231,10 +231,19 @@ def test_bad_records_are_left_out_and_the_rest_stored(
         {**good[0], "id": str(uuid.uuid4()), "started_at": "yesterday"},
         {**good[0], "id": str(uuid.uuid4()), "colour": "red"},
         "not a dict",
+        # Well-formed for the worker, but the server would reject the whole batch.
+        {**good[0], "id": str(uuid.uuid4()), "input_tokens": 2**40},
     ]
     assert store.insert_many([bad[0], good[0], *bad[1:], good[1]]) == 2
-    assert agentlog.stats()["dropped"] == 5
-    for reason in ("id is missing", "not a UUID", "ISO 8601", "colour", "expected a dict"):
+    assert agentlog.stats()["dropped"] == 6
+    for reason in (
+        "id is missing",
+        "not a UUID",
+        "ISO 8601",
+        "colour",
+        "expected a dict",
+        "input_tokens=1099511627776 is out of range",
+    ):
         assert reason in caplog.text
 
 
