@@ -47,7 +47,7 @@ from agentlog.pricing import Costs, compute_costs
 from agentlog.schema import executions as table
 from agentlog.serialize import to_row, to_wire
 from agentlog.store import close_stores, get_store
-from benchmarks.hotpath import _pace, quiet_agentlog_logs
+from benchmarks.hotpath import _pace, quiet_agentlog_logs, timed_tracked_calls
 from benchmarks.payload import (
     AGENT,
     INPUT_TOKENS,
@@ -155,17 +155,7 @@ class MinimalTrack:
 
 def minimal_track_paced(calls: int, rate: float) -> float:
     """Median µs of a paced call through ``MinimalTrack``, with part A's body."""
-    samples = []
-    wait = _pace(1.0 / rate)
-    for _ in range(calls):
-        wait()
-        start = perf_ns()
-        with MinimalTrack(
-            AGENT, model=MODEL, parameters=PARAMETERS, prompt=PROMPT, tenant_id=TENANT
-        ) as run:
-            run.usage(input_tokens=INPUT_TOKENS, output_tokens=OUTPUT_TOKENS)
-            run.response = RESPONSE
-        samples.append(perf_ns() - start)
+    samples = timed_tracked_calls(calls, rate, track=MinimalTrack)
     MinimalTrack.buffer.clear()
     return statistics.median(samples) / 1000
 
