@@ -60,6 +60,8 @@ def loads(data: bytes | str) -> Any:
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is timezone.utc:
+        return value  # what to_wire and track() produce: nothing to convert
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
@@ -128,10 +130,7 @@ def to_wire(execution: Execution, config: Config) -> Wire:
             wire[name] = iso_from_wall_ns(raw_ns)
             continue
         value = getattr(execution, name)
-        if isinstance(value, datetime):
-            wire[name] = (value if value.tzinfo is timezone.utc else _utc(value)).isoformat()
-        else:
-            wire[name] = None
+        wire[name] = _utc(value).isoformat() if isinstance(value, datetime) else None
     # A row needs a start; a record made by hand may have none (or not a datetime).
     wire["started_at"] = wire["started_at"] or wire["completed_at"] or utcnow().isoformat()
     wire["duration_ms"] = _float_or_none("duration_ms", execution.duration_ms)
