@@ -13,6 +13,7 @@ its rows in PostgreSQL afterwards.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -451,57 +452,27 @@ def capacity(
     )
     runs: list[BatchRun] = []
     workers = [worker]
+    run = functools.partial(
+        batch_run,
+        workers=workers,
+        config=config,
+        connection=connection,
+        database_url=database_url,
+        meter=meter,
+    )
     try:
-        for batch_size, rows in batch_rows.items():
-            progress(f"worker throughput, batch size {batch_size} ({rows} rows)")
-            runs.append(
-                batch_run(
-                    batch_size,
-                    rows,
-                    workers,
-                    config=config,
-                    connection=connection,
-                    database_url=database_url,
-                    meter=meter,
-                )
-            )
-        for batch_size, rows in fork_rows.items():
-            progress(f"forking worker, batch size {batch_size} ({rows} rows)")
-            runs.append(
-                batch_run(
-                    batch_size,
-                    rows,
-                    workers,
-                    config=config,
-                    connection=connection,
-                    database_url=database_url,
-                    meter=meter,
-                    fork=True,
-                )
-            )
+        for fork, label, sizes in (
+            (False, "worker throughput", batch_rows),
+            (True, "forking worker", fork_rows),
+        ):
+            for batch_size, rows in sizes.items():
+                progress(f"{label}, batch size {batch_size} ({rows} rows)")
+                runs.append(run(batch_size, rows, fork=fork))
         if two_worker_rows:
             progress(f"two workers, batch size 100 ({two_worker_rows} rows)")
             workers.append(WorkerProcess(redis_url, database_url, QUEUE))
-            batch_run(
-                10,
-                50,
-                workers,
-                config=config,
-                connection=connection,
-                database_url=database_url,
-                meter=meter,
-            )
-            runs.append(
-                batch_run(
-                    100,
-                    two_worker_rows,
-                    workers,
-                    config=config,
-                    connection=connection,
-                    database_url=database_url,
-                    meter=meter,
-                )
-            )
+            run(10, 50)  # warms the second worker up
+            runs.append(run(100, two_worker_rows))
     finally:
         for extra in workers[1:]:
             extra.close()
