@@ -31,7 +31,8 @@ metadata = MetaData()
 # JSONB on PostgreSQL (indexable, compact); JSON (text) on SQLite.
 Json = JSON().with_variant(JSONB(), "postgresql")
 # Exact money on PostgreSQL; SQLite has no decimal type, so a float there.
-Money = Numeric(20, 10).with_variant(Float(), "sqlite")
+MONEY_PRECISION, MONEY_SCALE = 20, 10
+Money = Numeric(MONEY_PRECISION, MONEY_SCALE).with_variant(Float(), "sqlite")
 
 executions = Table(
     TABLE_NAME,

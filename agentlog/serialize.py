@@ -2,24 +2,29 @@
 
 ``to_wire`` turns an ``Execution`` into a JSON-safe dict: redacted, truncated,
 priced. That dict is what crosses Redis, lands in the spool and reaches the
-one writer. ``to_row`` turns a wire dict back into column values.
+one writer. ``to_columns`` turns a list of wire dicts back into column values.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import operator
+import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
+from sqlalchemy import String
 
 from agentlog.clock import iso_from_wall_ns, utcnow
 from agentlog.config import Config
 from agentlog.execution import FIELD_NAMES, Execution, raw_times
 from agentlog.pricing import compute_costs
+from agentlog.schema import MONEY_PRECISION, MONEY_SCALE
 from agentlog.schema import executions as table
 
 logger = logging.getLogger("agentlog")
@@ -184,55 +189,198 @@ class BadRecord(ValueError):
     """A wire record that cannot be stored; the message names the field."""
 
 
-def _parse_time(name: str, value: Any) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return _utc(datetime.fromisoformat(value))
-    except (TypeError, ValueError) as exc:
-        raise BadRecord(f"{name}={value!r} is not an ISO 8601 timestamp") from exc
+Columns = dict[str, list[Any]]
+# Why each rejected record (by its index in the input) cannot be stored: the
+# first problem found, in the order of the checks below.
+Rejected = dict[int, str]
+
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
+_REQUIRED_TEXT_FIELDS = ("agent", "status")
+_TEXT_FIELDS = tuple(
+    name
+    for name in ROW_COLUMNS
+    if isinstance(table.c[name].type, String) and name not in _REQUIRED_TEXT_FIELDS
+)
+_MONEY_TYPE = f"NUMERIC({MONEY_PRECISION}, {MONEY_SCALE})"
+# The largest magnitude such a column takes once rounded to its scale.
+_MONEY_LIMIT = Decimal(10) ** (MONEY_PRECISION - MONEY_SCALE) - Decimal(5).scaleb(-MONEY_SCALE - 1)
+# Plain decimal text that fits the column as it is (what to_wire writes for most costs).
+_MONEY_TEXT = re.compile(
+    rf"-?[0-9]{{1,{MONEY_PRECISION - MONEY_SCALE}}}(?:\.[0-9]{{1,{MONEY_SCALE}}})?"
+).fullmatch
+_ROW_VALUES = operator.itemgetter(*ROW_COLUMNS)
+_NONE = type(None)
+_UTC_ONLY = {timezone.utc}
+_TZINFO = operator.attrgetter("tzinfo")
 
 
-def to_row(wire: Any) -> dict[str, Any]:
-    """Column values for one wire record. Raises ``BadRecord`` naming what is wrong."""
-    if not isinstance(wire, dict):
-        raise BadRecord(f"expected a dict of execution fields, got {type(wire).__name__}")
-    unknown = set(wire) - FIELD_NAMES
-    if unknown:
-        raise BadRecord(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
-    row: dict[str, Any] = {name: wire.get(name) for name in ROW_COLUMNS}
+def to_columns(records: Sequence[Any]) -> tuple[Columns, Rejected]:
+    """Column values (``ROW_COLUMNS``) of the records that can be stored, and why the others cannot.
+
+    One pass per column rather than per record, and where it can, one C-level
+    check of the whole column: a column of well-formed values (what
+    ``to_wire`` makes) is kept as it is, and only a column that fails the
+    check is looked at value by value, to name the records at fault. Ids and
+    costs stay text (canonical, and fitting the column); times become aware
+    datetimes; text loses NUL, which PostgreSQL refuses.
+    """
+    rejected: Rejected = {}
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            rejected[index] = f"expected a dict of execution fields, got {type(record).__name__}"
+        elif not record.keys() <= FIELD_NAMES:
+            unknown = ", ".join(sorted(map(str, set(record) - FIELD_NAMES)))
+            rejected[index] = f"unknown field(s): {unknown}"
+    if rejected:
+        records = [{} if i in rejected else r for i, r in enumerate(records)]
+    try:  # every column named in every record, as to_wire writes them
+        columns: Columns = dict(
+            zip(ROW_COLUMNS, map(list, zip(*map(_ROW_VALUES, records), strict=True)), strict=True)
+        )
+    except (KeyError, ValueError):  # a field left out (or no records)
+        columns = {name: [r.get(name) for r in records] for name in ROW_COLUMNS}
     for name in UUID_FIELDS:
-        value = row[name]
-        if value is None:
-            if name == "id":
-                raise BadRecord("id is missing")
-            continue
-        try:
-            row[name] = uuid.UUID(str(value))
-        except ValueError as exc:
-            raise BadRecord(f"{name}={value!r} is not a UUID") from exc
-    if not isinstance(row["agent"], str) or not row["agent"]:
-        raise BadRecord(f"agent={row['agent']!r} must be a non-empty string")
+        columns[name] = _uuids(name, columns[name], rejected)
+    for name in _REQUIRED_TEXT_FIELDS:
+        columns[name] = _texts(name, columns[name], rejected, required=True)
     for name in TIME_FIELDS:
-        row[name] = _parse_time(name, row[name])
-    if row["started_at"] is None:
-        raise BadRecord("started_at is missing")
+        columns[name] = _times(name, columns[name], rejected)
     for name in COST_FIELDS:
-        if row[name] is not None:
-            try:
-                row[name] = Decimal(str(row[name]))
-            except InvalidOperation as exc:
-                raise BadRecord(f"{name}={row[name]!r} is not a number") from exc
+        columns[name] = _costs(name, columns[name], rejected)
     for name in INT_FIELDS:
-        value = row[name]
+        columns[name] = _ints(name, columns[name], rejected)
+    columns["duration_ms"] = _floats("duration_ms", columns["duration_ms"], rejected)
+    for name in _TEXT_FIELDS:
+        columns[name] = _texts(name, columns[name], rejected)
+    if rejected:
+        keep = [i for i in range(len(records)) if i not in rejected]
+        columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+    return columns, rejected
+
+
+def _present(values: list[Any]) -> list[Any]:
+    return [v for v in values if v is not None] if None in values else values
+
+
+def _uuids(name: str, values: list[Any], rejected: Rejected) -> list[Any]:
+    required = name == "id"
+    present = _present(values)
+    if (
+        (not required or len(present) == len(values))
+        and set(map(type, present)) <= {str}
+        and all(map(_UUID_TEXT, present))
+    ):
+        return values
+    out: list[Any] = []
+    for index, value in enumerate(values):
         if value is None:
-            continue
-        if not isinstance(value, int):
-            raise BadRecord(f"{name}={value!r} is not an integer")
-        if not 0 <= value <= INT32_MAX:
-            # The column is a 32-bit integer: the server would fail the whole batch.
-            raise BadRecord(f"{name}={value!r} is out of range (0 to {INT32_MAX})")
-    return row
+            if required:
+                rejected.setdefault(index, "id is missing")
+        elif not (type(value) is str and _UUID_TEXT(value)):
+            try:
+                value = str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+            except ValueError:
+                rejected.setdefault(index, f"{name}={value!r} is not a UUID")
+                value = None
+        out.append(value)
+    return out
+
+
+def _texts(name: str, values: list[Any], rejected: Rejected, required: bool = False) -> list[Any]:
+    present = values if required else _present(values)
+    if (
+        set(map(type, present)) <= {str}
+        and "\x00" not in "".join(present)
+        and (not required or "" not in present)
+    ):
+        return values
+    out: list[Any] = []
+    for index, value in enumerate(values):
+        if required and (not isinstance(value, str) or not value):
+            rejected.setdefault(index, f"{name}={value!r} must be a non-empty string")
+        elif value is not None:
+            value = str.__str__(value) if isinstance(value, str) else str(value)
+            value = value.replace("\x00", "\ufffd")
+        out.append(value)
+    return out
+
+
+def _times(name: str, values: list[Any], rejected: Rejected) -> list[Any]:
+    parse = datetime.fromisoformat
+    out: list[Any]
+    try:
+        out = list(map(parse, values))
+    except (TypeError, ValueError):  # a NULL, or not a timestamp
+        out = []
+        for index, value in enumerate(values):
+            try:
+                out.append(None if value is None else parse(value))
+            except (TypeError, ValueError):
+                rejected.setdefault(index, f"{name}={value!r} is not an ISO 8601 timestamp")
+                out.append(None)
+    if name == "started_at":
+        for index, value in enumerate(out):
+            if value is None:
+                rejected.setdefault(index, "started_at is missing")
+    # Aware UTC is what to_wire writes; a naive time is read as UTC.
+    if set(map(_TZINFO, _present(out))) - _UTC_ONLY:
+        out = [None if v is None else _utc(v) for v in out]
+    return out
+
+
+def _costs(name: str, values: list[Any], rejected: Rejected) -> list[Any]:
+    present = _present(values)
+    if set(map(type, present)) <= {str} and all(map(_MONEY_TEXT, present)):
+        return values
+    out: list[Any] = []
+    for index, value in enumerate(values):
+        if value is not None and not (type(value) is str and _MONEY_TEXT(value)):
+            try:
+                number = Decimal(value if type(value) is str else str(value))
+            except (InvalidOperation, ValueError):
+                rejected.setdefault(index, f"{name}={value!r} is not a number")
+            else:
+                if not (number.is_finite() and abs(number) < _MONEY_LIMIT):
+                    rejected.setdefault(
+                        index, f"{name}={value!r} is out of range for {_MONEY_TYPE}"
+                    )
+                value = str(number)
+        out.append(value)
+    return out
+
+
+def _ints(name: str, values: list[Any], rejected: Rejected) -> list[Any]:
+    present = _present(values)
+    if not present or (
+        set(map(type, present)) == {int} and min(present) >= 0 and max(present) <= INT32_MAX
+    ):
+        return values
+    out: list[Any] = []
+    for index, value in enumerate(values):
+        if value is not None:
+            if not isinstance(value, int):
+                rejected.setdefault(index, f"{name}={value!r} is not an integer")
+            elif not 0 <= value <= INT32_MAX:
+                # The column is a 32-bit integer: the server would fail the whole batch.
+                rejected.setdefault(index, f"{name}={value!r} is out of range (0 to {INT32_MAX})")
+            else:
+                value = int(value)  # a bool, say: one type per column
+        out.append(value)
+    return out
+
+
+def _floats(name: str, values: list[Any], rejected: Rejected) -> list[Any]:
+    if set(map(type, values)) <= {float, _NONE}:
+        return values
+    out: list[Any] = []
+    for index, value in enumerate(values):
+        if value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError, OverflowError):
+                rejected.setdefault(index, f"{name}={value!r} is not a number")
+        out.append(value)
+    return out
 
 
 def row_to_execution(row: Any) -> Execution:

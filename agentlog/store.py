@@ -7,12 +7,13 @@ import itertools
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, String, create_engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -23,14 +24,13 @@ from agentlog.execution import Execution
 from agentlog.schema import TABLE_NAME
 from agentlog.schema import executions as table
 from agentlog.serialize import (
-    COST_FIELDS,
-    INT_FIELDS,
     JSON_FIELDS,
     ROW_COLUMNS,
-    BadRecord,
+    UUID_FIELDS,
+    Columns,
     Wire,
     row_to_execution,
-    to_row,
+    to_columns,
 )
 
 logger = logging.getLogger("agentlog")
@@ -49,11 +49,12 @@ _SQLITE_INSERT = (
 # PostgreSQL: one array parameter per column, sent in binary (psycopg's %b).
 # The unnest() calls in the select list walk the arrays in lockstep, one row
 # per index, in order (a shorter or NULL array gives NULLs). The server gets
-# uuids, timestamps and numbers ready-made and parses only the JSON; that costs
-# it a third less CPU per row at 500 rows than one jsonb document of the chunk
+# timestamps and numbers ready-made and parses only the JSON; that costs it a
+# third less CPU per row at 500 rows than one jsonb document of the chunk
 # through jsonb_populate_recordset, which converted every value from text
 # (benchmarks/probes.py, part D). The casts name the column types, so a too
-# long string is cut to fit, as to_wire does.
+# long string is cut to fit, as to_wire does, and ids sent as text become uuids
+# (the server parses them several times faster than uuid.UUID does here).
 _PG_DIALECT = PGDialect()  # type: ignore[no-untyped-call]
 _PG_TYPES = {column.name: column.type.compile(dialect=_PG_DIALECT) for column in table.c}
 _PG_INSERT = (
@@ -68,61 +69,58 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-# psycopg dumps a list only if its items share one type, so each column gets
-# one. JSON goes as text for the jsonb cast, Decimal as text for the numeric
-# one (exact, and several times cheaper for psycopg than binary numeric).
-_PG_CONVERT: dict[str, Callable[[Any], Any]] = {
-    **{column.name: str for column in table.c if isinstance(column.type, String)},
-    "duration_ms": float,
-    **dict.fromkeys(INT_FIELDS, int),
-    **dict.fromkeys(COST_FIELDS, str),
-    **dict.fromkeys(JSON_FIELDS, _json_text),
-}
+# psycopg dumps a list only if its items share one type: JSON goes as text for
+# the jsonb cast. The other columns are sent as to_columns leaves them (costs
+# as text for the numeric cast: exact, and several times cheaper for psycopg
+# than binary numeric).
+_PG_CONVERT: dict[str, Callable[[Any], Any]] = dict.fromkeys(JSON_FIELDS, _json_text)
 
 
-def _pg_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any] | None]:
-    columns: dict[str, list[Any] | None] = {}
-    for name in ROW_COLUMNS:
-        values = [row[name] for row in rows]
+def _pg_arrays(columns: Columns) -> dict[str, list[Any] | None]:
+    arrays: dict[str, list[Any] | None] = {}
+    for name, values in columns.items():
         convert = _PG_CONVERT.get(name)
         if values.count(None) == len(values):
-            columns[name] = None  # one NULL, cheaper than a list: unnest() pads it
+            arrays[name] = None  # one NULL, cheaper than a list: unnest() pads it
         elif convert is None:
-            columns[name] = values
+            arrays[name] = values
         else:
-            columns[name] = [None if v is None else convert(v) for v in values]
-    return columns
+            arrays[name] = [None if v is None else convert(v) for v in values]
+    return arrays
 
 
-def _valid_chunks(records: Iterable[Wire]) -> Iterator[list[dict[str, Any]]]:
+def _sqlite_rows(columns: Columns) -> list[dict[str, Any]]:
+    ids = {
+        name: [None if v is None else uuid.UUID(v) for v in columns[name]] for name in UUID_FIELDS
+    }
+    columns = {**columns, **ids}
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _valid_chunks(records: Iterable[Wire]) -> Iterator[Columns]:
     """Column values of the records, CHUNK_SIZE at a time, converted as they are consumed.
 
     A record that cannot be stored is counted, logged with the reason and left out.
     """
-    chunk: list[dict[str, Any]] = []
-    for record in records:
-        try:
-            chunk.append(to_row(record))
-        except BadRecord as exc:
+    remaining = iter(records)
+    while chunk := list(itertools.islice(remaining, CHUNK_SIZE)):
+        columns, rejected = to_columns(chunk)
+        for reason in rejected.values():
             counters.incr("dropped")
             counters.incr("errors")
-            logger.error("agentlog: dropped a bad record (%s)", exc)
-            continue
-        if len(chunk) == CHUNK_SIZE:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+            logger.error("agentlog: dropped a bad record (%s)", reason)
+        if columns["id"]:
+            yield columns
 
 
-def _insert_pipelined(connection: Connection, chunks: Iterable[list[dict[str, Any]]]) -> int:
+def _insert_pipelined(connection: Connection, chunks: Iterable[Columns]) -> int:
     # In psycopg's pipeline mode each statement is sent without waiting for the
     # server, so the next chunk is converted (the generator) while it inserts.
     # The statements still go through SQLAlchemy and its cursor events.
     results = []
     with connection.connection.driver_connection.pipeline():  # type: ignore[union-attr]
         for chunk in chunks:
-            results.append(connection.exec_driver_sql(_PG_INSERT, _pg_columns(chunk)))
+            results.append(connection.exec_driver_sql(_PG_INSERT, _pg_arrays(chunk)))
     # Known once the pipeline has synced: the rows each INSERT ... ON CONFLICT
     # DO NOTHING added (SQLAlchemy read its rowcount before they were).
     return sum(result.context.cursor.rowcount for result in results)
@@ -220,7 +218,7 @@ class Store:
                 if self.dialect == "postgresql":
                     return _insert_pipelined(connection, itertools.chain([first], chunks))
                 return sum(
-                    len(connection.execute(_SQLITE_INSERT, chunk).all())
+                    len(connection.execute(_SQLITE_INSERT, _sqlite_rows(chunk)).all())
                     for chunk in itertools.chain([first], chunks)
                 )
 

@@ -225,26 +225,61 @@ def test_bad_records_are_left_out_and_the_rest_stored(
 ) -> None:
     store = get_store(database_url)
     good = wires(2)
-    bad = [
-        {"agent": "x"},  # no id
-        {**good[0], "id": "not-a-uuid"},
-        {**good[0], "id": str(uuid.uuid4()), "started_at": "yesterday"},
-        {**good[0], "id": str(uuid.uuid4()), "colour": "red"},
-        "not a dict",
-        # Well-formed for the worker, but the server would reject the whole batch.
-        {**good[0], "id": str(uuid.uuid4()), "input_tokens": 2**40},
-    ]
-    assert store.insert_many([bad[0], good[0], *bad[1:], good[1]]) == 2
-    assert agentlog.stats()["dropped"] == 6
-    for reason in (
-        "id is missing",
-        "not a UUID",
-        "ISO 8601",
-        "colour",
-        "expected a dict",
-        "input_tokens=1099511627776 is out of range",
-    ):
+
+    def bad(**fields: Any) -> dict[str, Any]:
+        return {**good[0], "id": str(uuid.uuid4()), **fields}
+
+    # Each well-formed for the worker's JSON, but each would fail the insert
+    # of the whole batch (or store nonsense) if it reached the server.
+    rejected = {
+        "id is missing": {"agent": "x"},
+        "id='not-a-uuid' is not a UUID": {**good[0], "id": "not-a-uuid"},
+        "parent_id=42 is not a UUID": bad(parent_id=42),
+        "agent='' must be a non-empty string": bad(agent=""),
+        "status=None must be a non-empty string": bad(status=None),
+        "started_at='yesterday' is not an ISO 8601 timestamp": bad(started_at="yesterday"),
+        "started_at is missing": bad(started_at=None),
+        "unknown field(s): colour": bad(colour="red"),
+        "expected a dict of execution fields, got str": "not a dict",
+        "input_tokens=1099511627776 is out of range": bad(input_tokens=2**40),
+        "output_tokens='95' is not an integer": bad(output_tokens="95"),
+        "total_cost='lots' is not a number": bad(total_cost="lots"),
+        "input_cost='1E+10' is out of range for NUMERIC(20, 10)": bad(input_cost="1E+10"),
+        "output_cost='NaN' is out of range": bad(output_cost="NaN"),
+        "duration_ms='slow' is not a number": bad(duration_ms="slow"),
+    }
+    records = [good[0], *rejected.values(), good[1]]
+    assert store.insert_many(records) == 2
+    assert agentlog.stats()["dropped"] == len(rejected)
+    for reason in rejected:
         assert reason in caplog.text
+    assert {e.id for e in store.executions()} == {uuid.UUID(w["id"]) for w in good}
+
+
+def test_values_the_worker_can_normalize_are_stored(database_url: str) -> None:
+    """JSON from another producer: other id spellings, numbers as text, NUL in text."""
+    store = get_store(database_url)
+    identifier, parent = uuid.uuid4(), uuid.uuid4()
+    record = wire(
+        id=f"{{{str(identifier).upper()}}}",
+        parent_id=parent.hex,
+        agent="bot\x00",
+        error_message="a\x00b",
+        input_tokens=True,
+        duration_ms=12,
+        total_cost=0.25,
+        input_cost="1E-7",
+        output_cost="9999999999.9999999999",
+    )
+    assert store.insert_many([record]) == 1
+    [stored] = store.executions()
+    assert (stored.id, stored.parent_id) == (identifier, parent)
+    assert (stored.agent, stored.error_message) == ("bot\ufffd", "a\ufffdb")
+    assert (stored.input_tokens, stored.duration_ms) == (1, 12.0)
+    assert stored.total_cost == Decimal("0.25")
+    assert stored.input_cost == Decimal("0.0000001")
+    if store.dialect == "postgresql":  # SQLite keeps costs as floats
+        assert stored.output_cost == Decimal("9999999999.9999999999")
 
 
 def test_reads_newest_first_with_filters(database_url: str) -> None:
