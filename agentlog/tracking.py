@@ -7,11 +7,13 @@ import contextvars
 import functools
 import inspect
 import logging
+import os
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from agentlog import counters, runtime
+from agentlog import clock, counters, runtime
 from agentlog.clock import duration_clock, utcnow, wall_clock_ns
 from agentlog.execution import FIELD_NAMES, FINISHED, STARTED_NS, Execution
 
@@ -44,19 +46,26 @@ def _unknown_fields_into_metadata(fields: dict[str, Any]) -> dict[str, Any]:
     return known
 
 
-class track:
-    """Record one agent call: ``with track("support-bot", model="gpt-4o") as run:``.
+def _own_error(stage: str, execution: Execution | None, error: BaseException) -> None:
+    """An error of agentlog's own inside track(): counted and logged, never raised."""
+    counters.incr("errors")
+    if stage == "start":
+        logger.error("agentlog: track() could not start: %r", error)
+    else:
+        agent = execution.__dict__.get("agent") if execution is not None else None
+        logger.error("agentlog: could not record %s: %r", agent, error)
 
-    Works with ``with`` and ``async with``. On exit it sets the status, the
-    timing and the error, then logs the record. The caller's exception is
-    re-raised untouched; an error of agentlog's own never reaches the caller.
+
+class _PyTracker:
+    """The hot path of ``track()`` in Python; ``agentlog._speedups.Tracker`` is its C twin.
+
+    The three methods below run on the caller's thread for every call: each
+    line is paid at every agent call, so they touch as little as they can (no
+    helper calls on the common path, lazy id and metadata). Both twins must
+    behave alike: the test suite runs against each.
     """
 
     __slots__ = ("_execution", "_start", "_token")
-
-    # The three methods below run on the caller's thread for every call: each
-    # line is paid at every agent call, so they touch as little as they can
-    # (no helper calls on the common path, lazy id and metadata).
 
     def __init__(self, agent: str, *, model: str | None = None, **fields: Any) -> None:
         self._token: contextvars.Token[Execution | None] | None = None
@@ -72,10 +81,6 @@ class track:
         # The keyword arguments' dict is new at every call: it becomes the record's own.
         execution.__dict__ = fields
 
-    @property
-    def execution(self) -> Execution:
-        return self._execution
-
     def __enter__(self) -> Execution:
         execution = self._execution
         try:
@@ -84,10 +89,12 @@ class track:
                 _link_to_parent(execution, parent)
             execution.__dict__[STARTED_NS] = wall_clock_ns()
             self._token = _current.set(execution)
-        except Exception as exc:  # pragma: no cover - defensive: never break the caller
-            counters.incr("errors")
-            logger.error("agentlog: track() could not start: %r", exc)
-        self._start = duration_clock()
+        except Exception as exc:
+            _own_error("start", execution, exc)
+        try:
+            self._start = duration_clock()
+        except Exception as exc:
+            _own_error("start", execution, exc)
         return execution
 
     def __exit__(
@@ -96,9 +103,9 @@ class track:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        seconds = duration_clock() - self._start
         execution = self._execution
         try:
+            seconds = duration_clock() - self._start
             # Read as completed_at and duration_ms (made when first read).
             execution.__dict__[FINISHED] = (seconds, wall_clock_ns())
             token = self._token
@@ -117,19 +124,7 @@ class track:
                 execution.status = "success"
             runtime.submit(execution)
         except Exception as error:  # never let agentlog's own error replace the caller's
-            counters.incr("errors")
-            logger.error("agentlog: could not record %s: %r", execution.agent, error)
-
-    async def __aenter__(self) -> Execution:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+            _own_error("record", execution, error)
 
 
 def _link_to_parent(execution: Execution, parent: Execution) -> None:
@@ -149,6 +144,67 @@ def _record_error(execution: Execution, exc: BaseException) -> None:
 def _qualified_name(cls: type) -> str:
     module = cls.__module__
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _accelerated_base() -> type[_PyTracker] | None:
+    """The C twin, set up, unless it is not built or AGENTLOG_NO_EXTENSIONS is set."""
+    if os.environ.get("AGENTLOG_NO_EXTENSIONS"):
+        return None
+    try:
+        from agentlog import _speedups
+    except ImportError:
+        return None
+    _speedups.setup(
+        Execution,
+        _current,
+        vars(clock),
+        vars(runtime),
+        _TRACKABLE,
+        _unknown_fields_into_metadata,
+        _link_to_parent,
+        _record_error,
+        _own_error,
+        time.time_ns,
+        time.perf_counter,
+    )
+    return _speedups.Tracker  # type: ignore[return-value]
+
+
+_Base = _accelerated_base()
+ACCELERATED = _Base is not None
+"""True when track() runs its hot path in C (agentlog._speedups)."""
+
+
+class track(_Base or _PyTracker):  # type: ignore[misc]
+    """Record one agent call: ``with track("support-bot", model="gpt-4o") as run:``.
+
+    Works with ``with`` and ``async with``. On exit it sets the status, the
+    timing and the error, then logs the record. The caller's exception is
+    re-raised untouched; an error of agentlog's own never reaches the caller.
+    """
+
+    __slots__ = ()
+
+    @property
+    def execution(self) -> Execution:
+        return self._execution  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> Execution:
+        return self.__enter__()  # type: ignore[no-any-return]
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+if ACCELERATED:
+    from agentlog import _speedups
+
+    _speedups.install(track)
 
 
 def _bind_arguments(signature: inspect.Signature | None, args: Any, kwargs: Any) -> Any:

@@ -275,3 +275,70 @@ def test_agentlog_errors_never_reach_the_caller(
     assert result == 42
     assert "bug inside agentlog" in caplog.text
     assert agentlog.stats()["errors"] == 1
+
+
+# -- the constructor, as the C twin (agentlog._speedups) and the Python twin take it --
+
+
+def test_track_takes_its_arguments_in_every_spelling(sync_db: str) -> None:
+    # Keyword names made at run time are not interned: the C twin compares them by value.
+    model, metadata, tenant = (
+        "".join(parts) for parts in (["mo", "del"], ["meta", "data"], ["tenant", "_id"])
+    )
+    with agentlog.track(agent="by-keyword"):
+        pass
+    with agentlog.track("spread", **{model: "gpt-4o", tenant: "acme", metadata: None}):
+        pass
+    with agentlog.track("spread-unknown", **{"".join(["col", "our"]): "red"}):
+        pass
+    stored = {e.agent: e for e in agentlog.executions()}
+    assert set(stored) == {"by-keyword", "spread", "spread-unknown"}
+    assert (stored["spread"].model, stored["spread"].tenant_id) == ("gpt-4o", "acme")
+    assert stored["spread"].metadata == {}
+    assert stored["by-keyword"].model is None
+    assert stored["spread-unknown"].metadata == {"colour": "red"}
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((), {}, "agent"),
+        (("a", "b"), {}, "positional"),
+        (("a",), {"agent": "b"}, "multiple values"),
+    ],
+)
+def test_a_wrong_call_raises_type_error_as_a_function_would(
+    args: tuple[str, ...], kwargs: dict[str, str], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        agentlog.track(*args, **kwargs)  # type: ignore[misc]
+
+
+def test_the_callers_keyword_dict_is_neither_kept_nor_changed(sync_db: str) -> None:
+    fields = {"tenant_id": "acme", "metadata": None}
+    with agentlog.track("bot", **fields) as run:  # type: ignore[arg-type]
+        fields["tenant_id"] = "changed later"
+    assert fields == {"tenant_id": "changed later", "metadata": None}
+    assert run.tenant_id == "acme" and run.metadata == {}
+    assert agentlog.executions()[0].tenant_id == "acme"
+
+
+def test_exit_without_enter_is_counted_not_raised(
+    sync_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = agentlog.track("never-entered")
+    with caplog.at_level(logging.ERROR, logger="agentlog"):
+        tracker.__exit__(None, None, None)
+    assert agentlog.stats()["errors"] == 1
+    assert "never-entered" in caplog.text
+
+
+def test_a_subclass_of_track_records_the_same(sync_db: str) -> None:
+    class Traced(agentlog.track):
+        pass
+
+    with Traced("sub", model="gpt-4o", tenant_id="acme") as run:
+        run.usage(input_tokens=3, output_tokens=4)
+    [stored] = agentlog.executions()
+    assert (stored.agent, stored.model, stored.tenant_id) == ("sub", "gpt-4o", "acme")
+    assert (stored.status, stored.total_tokens) == ("success", 7)

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from agentlog.config import build_config
@@ -136,3 +137,24 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
             result.stderr
         ), command
         assert "s3cret" not in result.output
+
+
+def test_doctor_says_which_hot_path_track_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentlog import tracking
+
+    url = f"sqlite:///{tmp_path / 'doctor.db'}"
+
+    def hot_path() -> dict[str, str]:
+        report = json.loads(invoke("doctor", "--json", "--database-url", url).stdout)
+        return {c["name"]: c for c in report["checks"]}["hot path"]
+
+    expected = ("pass", "in C") if tracking.ACCELERATED else ("info", "pure Python")
+    check = hot_path()
+    assert (check["status"], expected[1] in check["detail"]) == (expected[0], True)
+    monkeypatch.setattr(tracking, "ACCELERATED", False)
+    monkeypatch.setenv("AGENTLOG_NO_EXTENSIONS", "1")
+    check = hot_path()
+    assert check["status"] == "info"
+    assert "AGENTLOG_NO_EXTENSIONS is set" in check["detail"]
