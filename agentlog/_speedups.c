@@ -310,6 +310,7 @@ Tracker_exit(Tracker *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *exc = nargs >= 2 ? args[1] : Py_None;
     PyObject *now = NULL, *wall = NULL, *finished = NULL, *values = NULL, *status = NULL;
     PyObject *submit = NULL, *result = NULL;
+    int propagate = 0;
 
     now = read_clock(S.s_duration_clock);
     if (now == NULL) {
@@ -386,14 +387,7 @@ Tracker_exit(Tracker *self, PyObject *const *args, Py_ssize_t nargs)
     goto done;
 
 error:
-    if (report_own_error(S.s_record, execution) < 0) {
-        Py_XDECREF(now);
-        Py_XDECREF(wall);
-        Py_XDECREF(finished);
-        Py_XDECREF(values);
-        Py_XDECREF(status);
-        return NULL;
-    }
+    propagate = report_own_error(S.s_record, execution) < 0;
 done:
     Py_XDECREF(now);
     Py_XDECREF(wall);
@@ -401,6 +395,9 @@ done:
     Py_XDECREF(values);
     Py_XDECREF(status);
     Py_XDECREF(result);
+    if (propagate) {
+        return NULL;
+    }
     Py_RETURN_NONE; /* falsy: the caller's exception, if any, propagates untouched */
 }
 
