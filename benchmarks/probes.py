@@ -444,8 +444,8 @@ def main(argv: list[str] | None = None) -> int:
                 spool_dir=workdir,
             )
             phases = hot_path_phases(args.calls, args.rate)
-            phases["floor: MinimalTrack, same body (not agentlog)"] = minimal_track_paced(
-                args.calls, args.rate
+            phases["pure-Python floor: MinimalTrack, same body (not agentlog)"] = (
+                minimal_track_paced(args.calls, args.rate)
             )
             agentlog.flush(60)
             agentlog.configure(
