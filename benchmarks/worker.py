@@ -12,8 +12,8 @@ gets SIGTERM (rq's warm shutdown), then prints its CPU seconds. ``quit`` (or
 EOF) ends it.
 
 Start-up and the exit of a burst are kept out of ``seconds``: a burst
-worker's teardown waits up to a second for its pubsub thread, a cost a
-long-running worker never pays per job.
+worker's teardown may wait up to ``PUBSUB_WAIT`` (a second) for its pubsub
+thread, a cost a long-running worker never pays per job.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from rq import Queue, SimpleWorker, Worker
 import agentlog
 from agentlog import jobs
 from agentlog.jobs import JSONSerializer
+from agentlog.ops.worker import PromptTeardown
 
 
-class DrainTimedWorker(SimpleWorker):
+class DrainTimedWorker(PromptTeardown, SimpleWorker):
     """A ``SimpleWorker`` that notes when its burst found the queue empty."""
 
     drained_at = 0.0
@@ -42,7 +43,7 @@ class DrainTimedWorker(SimpleWorker):
         super().teardown()  # type: ignore[no-untyped-call]
 
 
-class DrainTimedForkingWorker(Worker):
+class DrainTimedForkingWorker(PromptTeardown, Worker):
     """rq's default ``Worker`` (a forked work horse per job), timed the same way."""
 
     drained_at = 0.0
@@ -83,8 +84,7 @@ def main(argv: list[str]) -> int:
             continue
         burst_worker: DrainTimedWorker | DrainTimedForkingWorker
         if command == "go fork":
-            if hasattr(jobs, "prepare_worker"):
-                jobs.prepare_worker()  # what `agentlog worker` does before forking work horses
+            jobs.prepare_worker()  # what `agentlog worker` does before forking work horses
             burst_worker = DrainTimedForkingWorker(
                 [queue], connection=connection, serializer=JSONSerializer
             )

@@ -41,7 +41,7 @@ import agentlog
 from agentlog.execution import Execution
 from agentlog.migrations import upgrade
 from agentlog.ops.context import safe_url
-from agentlog.ops.worker import worker_connection
+from agentlog.ops.worker import build_worker
 from agentlog.pricing import compute_costs
 from agentlog.store import get_store
 
@@ -434,17 +434,7 @@ def run_demo(
 
 def _drain_queue(config: agentlog.Config) -> None:
     """Write what the async run enqueued, with an rq worker in this process."""
-    from rq import SimpleWorker
-
-    from agentlog.jobs import JSONSerializer
-
-    assert config.redis_url is not None
-    worker = SimpleWorker(
-        [config.queue_name],
-        connection=worker_connection(config.redis_url),
-        serializer=JSONSerializer,
-    )
-    worker.work(burst=True, logging_level="WARNING")
+    build_worker(config, simple=True).work(burst=True, logging_level="WARNING")
 
 
 def format_seconds(seconds: float) -> str:

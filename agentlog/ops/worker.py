@@ -19,6 +19,14 @@ from agentlog.ops.queue_health import ATTEMPTS_FIELD
 # and rq sets the socket timeout it needs for its blocking dequeue itself.
 WORKER_CONNECT_TIMEOUT = 5.0
 
+# How long rq's pubsub thread (remote shutdown and kill commands) waits per turn
+# when it is not subscribed. rq gives it 60 s: when the thread reads the reply
+# to teardown's UNSUBSCRIBE before teardown stops it, it goes back to waiting
+# the full 60 s, and redis-py 8 joins it with no timeout, so a burst worker
+# would sometimes take a minute to exit. Commands still arrive at once: a
+# subscribed thread blocks on the socket, not on this wait.
+PUBSUB_WAIT = 1.0
+
 
 def worker_connection(url: str) -> redis.Redis:
     return redis.Redis.from_url(
@@ -34,7 +42,18 @@ def count_attempt(worker: BaseWorker, job: Job) -> None:
     worker.connection.hincrby(job.key, ATTEMPTS_FIELD, 1)
 
 
-class AgentlogWorker(Worker):
+class PromptTeardown(BaseWorker):
+    """rq's pubsub subscription, with a teardown bounded by ``PUBSUB_WAIT``."""
+
+    def subscribe(self) -> None:
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]  # rq: None
+            sleep_time=PUBSUB_WAIT, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
+
+
+class AgentlogWorker(PromptTeardown, Worker):
     """rq's forking ``Worker``, counting each job's runs (retries and requeues included)."""
 
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -42,7 +61,7 @@ class AgentlogWorker(Worker):
         super().execute_job(job, queue)
 
 
-class AgentlogSimpleWorker(SimpleWorker):
+class AgentlogSimpleWorker(PromptTeardown, SimpleWorker):
     """rq's ``SimpleWorker`` (no fork), counting each job's runs."""
 
     def execute_job(self, job: Job, queue: Queue) -> None:
