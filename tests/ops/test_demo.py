@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+import redis
 import sqlalchemy as sa
 
 from .conftest import run_agentlog
@@ -57,3 +58,31 @@ def test_demo_runs_in_a_fresh_directory_and_shows_the_secret_redacted(tmp_path: 
     stored = json.dumps([[str(v) for v in r] for r in rows])
     assert planted.group(1) not in stored
     assert "sk-proj-" not in stored
+
+
+def test_demo_on_redis_and_postgresql_stores_every_call_through_an_rq_worker(
+    tmp_path: Path, redis_url: str, postgres_url: str
+) -> None:
+    result = run_agentlog(
+        "demo", "--calls", "40", "--json", "--redis-url", redis_url, "--database-url", postgres_url,
+        cwd=tmp_path, timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert report["redis_url"] == redis_url
+    assert report["stored"] == {
+        "sync": {"tracked": 40, "stored": 40},
+        "async": {"tracked": 40, "stored": 40},
+    }
+    assert sum(agent["calls"] for agent in report["agents"]) == 80
+    assert (
+        redis.Redis.from_url(redis_url).llen("rq:queue:llm_logging") == 0
+    )  # the worker drained it
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as connection:
+        assert (
+            connection.execute(sa.text("select count(*) from agentlog_executions")).scalar() == 80
+        )
+    engine.dispose()
+    assert not (tmp_path / "agentlog.db").exists()  # the given database, not the embedded default
