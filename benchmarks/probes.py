@@ -43,6 +43,7 @@ from agentlog.clock import duration_clock, utcnow, wall_clock_ns
 from agentlog.execution import Execution, new_id
 from agentlog.jobs import JSONSerializer, log_executions
 from agentlog.migrations import upgrade
+from agentlog.ops.worker import PromptTeardown
 from agentlog.pricing import Costs, compute_costs
 from agentlog.schema import executions as table
 from agentlog.serialize import to_columns, to_wire
@@ -394,7 +395,7 @@ def write_path(
         pipe.execute()
     drained: list[float] = []
 
-    class Timed(SimpleWorker):
+    class Timed(PromptTeardown, SimpleWorker):
         def teardown(self) -> None:
             drained.append(time.perf_counter())
             super().teardown()  # type: ignore[no-untyped-call]

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 
 from agentlog.ops.worker import PUBSUB_WAIT, build_worker
 
+from ..support.waiting import wait_until
 from .conftest import config_for
 
 # Far above PUBSUB_WAIT on a loaded machine, far below the 60 s rq's own
 # pubsub thread could make a teardown wait.
 STOP_BOUND = 20.0
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + STOP_BOUND
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("simple", [True, False], ids=["simple", "forking"])
@@ -36,7 +28,9 @@ def test_teardown_is_bounded_when_the_pubsub_thread_read_its_unsubscribe_first(
     # The race a burst worker's teardown can lose: the thread handles the
     # UNSUBSCRIBE reply before teardown stops it, and waits for a subscription.
     pubsub.unsubscribe()
-    wait_until(lambda: not pubsub.subscribed, "the pubsub thread read the UNSUBSCRIBE reply")
+    wait_until(
+        lambda: not pubsub.subscribed, "the pubsub thread read the UNSUBSCRIBE reply", STOP_BOUND
+    )
 
     stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
     stopping.start()
@@ -46,4 +40,4 @@ def test_teardown_is_bounded_when_the_pubsub_thread_read_its_unsubscribe_first(
         f"worker.unsubscribe() still waiting after {STOP_BOUND} s: its pubsub thread waits "
         "longer than PUBSUB_WAIT for a subscription"
     )
-    wait_until(lambda: not thread.is_alive(), "the pubsub thread ended")
+    wait_until(lambda: not thread.is_alive(), "the pubsub thread ended", STOP_BOUND)
