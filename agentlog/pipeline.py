@@ -66,6 +66,7 @@ class Pipeline:
         self._wakeup = threading.Event()
         self._idle = threading.Condition()
         self._in_flight = False
+        self._flushers = 0  # threads inside flush(): the flusher goes on until the buffer is empty
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
@@ -129,16 +130,20 @@ class Pipeline:
         if self._buffer and (self._thread is None or not self._thread.is_alive()):
             self._start_thread()
         deadline = None if timeout is None else deadline_clock() + timeout
-        self._wakeup.set()
         with self._idle:
-            while self._buffer or self._in_flight:
-                if self._thread is None or not self._thread.is_alive():
-                    return False  # stopped: nobody will empty the buffer
-                remaining = None if deadline is None else deadline - deadline_clock()
-                if remaining is not None and remaining <= 0:
-                    return False
+            self._flushers += 1
+            try:
                 self._wakeup.set()
-                self._idle.wait(0.05 if remaining is None else min(remaining, 0.05))
+                while self._buffer or self._in_flight:
+                    if self._thread is None or not self._thread.is_alive():
+                        return False  # stopped: nobody will empty the buffer
+                    remaining = None if deadline is None else deadline - deadline_clock()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._wakeup.set()
+                    self._idle.wait(0.05 if remaining is None else min(remaining, 0.05))
+            finally:
+                self._flushers -= 1
         return True
 
     def shutdown(self, timeout: float | None = None) -> bool:
@@ -166,7 +171,6 @@ class Pipeline:
         while not self._stopping:
             try:
                 self._wakeup.wait(self.config.flush_interval)
-                self._wakeup.clear()
                 self._drain()
             except BaseException as exc:  # the thread must outlive any bug
                 counters.incr("errors")
@@ -192,7 +196,16 @@ class Pipeline:
         return batches
 
     def _drain(self) -> None:
+        """Hand on what was buffered when the flusher woke, then any full batch.
+
+        A partial batch that arrived meanwhile waits for the next wakeup, unless
+        a flush or shutdown is waiting for it: going round for it at once would
+        turn a steady stream of calls into jobs of a few records each, and a
+        worker pays the same fixed cost (~5 ms of rq) for each job.
+        """
+        owed = len(self._buffer)
         while True:
+            self._wakeup.clear()  # what a put or flush sets from here on wakes the next round
             with self._idle:
                 self._in_flight = True
             try:
@@ -204,6 +217,14 @@ class Pipeline:
                     self._in_flight = False
                     self._idle.notify_all()
             if not batches:
+                return
+            owed -= sum(map(len, batches))
+            if (
+                owed <= 0
+                and len(self._buffer) < self._batch_size
+                and not self._flushers
+                and not self._stopping
+            ):
                 return
 
     def _serialize(self, batch: list[Execution]) -> list[Wire]:

@@ -12,26 +12,25 @@ from pathlib import Path
 import pytest
 import redis
 from freezegun import freeze_time
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 import agentlog
 from agentlog import runtime
+from agentlog.config import build_config
 from agentlog.jobs import JSONSerializer
+from agentlog.ops.worker import build_worker
 from agentlog.store import Store, get_store
 from agentlog.transport import RqTransport
 
 from .support.postgres import free_port
+from .support.waiting import wait_until
 
 SECRET = "sk-ant-api03-" + "Zx9" * 20
 
 
-def drain(redis_url: str, queue: str = "llm_logging") -> None:
-    connection = redis.Redis.from_url(redis_url)
-    SimpleWorker(
-        [Queue(queue, connection=connection, serializer=JSONSerializer)],
-        connection=connection,
-        serializer=JSONSerializer,
-    ).work(burst=True)
+def drain(redis_url: str) -> None:
+    """Perform the queued jobs here, with ``agentlog worker --simple``'s worker."""
+    build_worker(build_config(redis_url=redis_url), simple=True).work(burst=True)
 
 
 def test_async_local_writes_from_the_flusher_thread(
@@ -282,6 +281,53 @@ def test_shutdown_spools_what_it_could_not_hand_on(
     flusher.join(5)  # the in-flight batch lands; then the thread ends
     assert not flusher.is_alive()
     assert len(agentlog.executions()) == 3  # and its write replayed the spool
+
+
+class WatchedWakeup(threading.Event):
+    """The flusher's wakeup event, noting each time the flusher goes back to wait on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waiting.set()
+        return super().wait(timeout)
+
+
+def test_a_partial_batch_that_arrives_during_a_round_waits_for_the_next_wakeup(
+    sqlite_url: str, release: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A steady stream of calls makes full batches, not one job per few records."""
+    agentlog.configure(mode="async", database_url=sqlite_url, flush_interval=60, batch_size=10)
+    pipeline = runtime.pipeline()
+    wakeup = WatchedWakeup()
+    monkeypatch.setattr(pipeline, "_wakeup", wakeup)
+    batch_sizes: list[int] = []
+    hand_on = pipeline._hand_on
+
+    def spy(batches: list[list[agentlog.Execution]]) -> None:
+        batch_sizes.extend(map(len, batches))
+        hand_on(batches)
+
+    monkeypatch.setattr(pipeline, "_hand_on", spy)
+
+    for _ in range(10):  # a full batch wakes the flusher; its insert hangs
+        with agentlog.track("first"):
+            pass
+    wait_until(lambda: batch_sizes == [10], "the flusher took the full batch")
+    for _ in range(3):  # arrive while that batch is in flight
+        with agentlog.track("meanwhile"):
+            pass
+    wakeup.waiting.clear()
+    release.set()
+    assert wakeup.waiting.wait(10), "the flusher never went back to waiting"
+
+    assert pipeline.pending() == 3  # left for the next wakeup, not sent as a batch of 3 at once
+    assert batch_sizes == [10]
+    assert agentlog.flush(timeout=10)  # a flush takes them
+    assert batch_sizes == [10, 3]
+    assert len(agentlog.executions()) == 13
 
 
 def test_async_works_under_freezegun(sqlite_url: str) -> None:
