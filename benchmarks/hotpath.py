@@ -113,6 +113,7 @@ class Segment:
     stats_window: dict[str, int]  # counters that moved while the caller was being timed
     stats_total: dict[str, int]  # counters after the flush
     log_records: Counter[str]
+    jobs: int  # rq jobs the timed calls became on the live Redis (after the flush)
 
 
 @dataclass
@@ -129,6 +130,10 @@ class ScenarioResult:
         return sum(
             (s.stats_window if window else s.stats_total).get(name, 0) for s in self.segments
         )
+
+    @property
+    def jobs(self) -> int:
+        return sum(s.jobs for s in self.segments)
 
     def logs(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -263,6 +268,7 @@ class Env:
     blackhole_url: str
     spool_dir: Path
     flush_redis: Callable[[], object]
+    queued_jobs: Callable[[], int]  # jobs waiting on the live Redis's logging queue
 
 
 def _configure(key: str, env: Env) -> agentlog.Config | None:
@@ -306,6 +312,7 @@ def run_segment(
             timed_tracked_calls(warmup, rate, agent="bench-warmup")
             agentlog.flush(30)
         handler.counts.clear()
+        jobs_before = env.queued_jobs()
         before = agentlog.stats()
         started = time.perf_counter()
         samples = timed_untracked_calls(n, rate) if key == "none" else timed_tracked_calls(n, rate)
@@ -315,7 +322,8 @@ def run_segment(
             agentlog.flush(60)  # outside the timed region
         total = _diff(agentlog.stats(), before)
         logs = Counter(handler.counts)
-    return Segment(samples, wall, window, total, logs)
+        jobs = env.queued_jobs() - jobs_before
+    return Segment(samples, wall, window, total, logs, jobs)
 
 
 def run(

@@ -164,6 +164,9 @@ def hot_path_table(results: dict[str, hotpath.ScenarioResult], rate: float) -> T
             flusher = f"{handed} handed on"
             if fallbacks:
                 flusher += f", {fallbacks} fallback batches"
+            if result.jobs:
+                rows = result.counter("enqueued") / result.jobs
+                flusher += f"; {result.jobs} jobs of {rows:.0f}"
         table.add_row(
             result.scenario.label,
             f"{s.median_us:.2f}",
@@ -438,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             blackhole_url=blackhole.url,
             spool_dir=workdir / "spool",
             flush_redis=connection.flushdb,
+            queued_jobs=lambda: connection.llen(f"rq:queue:{agentlog.Config().queue_name}"),
         )
         info["postgres"] = "PostgreSQL 15 (fsync=off, synchronous_commit=off), loopback TCP"
         info["redis"] = connection.info("server")["redis_version"]
@@ -559,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                     "window": {n: r.counter(n, window=True) for n in agentlog.stats()},
                     "total": {n: r.counter(n) for n in agentlog.stats()},
                     "logs": dict(r.logs()),
+                    "jobs": r.jobs,
                 }
                 for key, r in hot.items()
             },
