@@ -31,6 +31,7 @@ from rich.table import Table
 import agentlog
 from agentlog.migrations import upgrade
 from agentlog.store import close_stores, get_store
+from agentlog.transport import make_queue
 from benchmarks import hotpath, throughput
 from benchmarks.payload import PAYLOAD_BYTES
 from benchmarks.servers import Blackhole, CpuMeter, RedisServer, refused_redis_url, start_postgres
@@ -433,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         blackhole = Blackhole()
         blackhole_wait = blackhole.verify()
         connection = redis_server.client()
+        logging_queue = make_queue(agentlog.Config(), connection)
         env = hotpath.Env(
             postgres_url=postgres_url,
             sqlite_url=f"sqlite:///{workdir / 'bench.db'}",
@@ -441,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             blackhole_url=blackhole.url,
             spool_dir=workdir / "spool",
             flush_redis=connection.flushdb,
-            queued_jobs=lambda: connection.llen(f"rq:queue:{agentlog.Config().queue_name}"),
+            queued_jobs=lambda: logging_queue.count,
         )
         info["postgres"] = "PostgreSQL 15 (fsync=off, synchronous_commit=off), loopback TCP"
         info["redis"] = connection.info("server")["redis_version"]
